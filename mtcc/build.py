@@ -1,0 +1,74 @@
+"""Compile a Relax module (optionally with a tuning database) and run it.
+
+`compile_module` is the one build path: untuned (TVM's default schedules) or with
+the best record of every task from a MetaSchedule database; the pack stage reuses it.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Compiled:
+    executable: object
+    target: object
+    seconds: float
+
+    def session(self):
+        return Session(self)
+
+
+class Session:
+    """A Relax VM over a compiled model: call it with numpy arrays."""
+
+    def __init__(self, compiled: Compiled):
+        import tvm
+        from tvm import relax
+
+        self.device = tvm.cpu()
+        self.vm = relax.VirtualMachine(compiled.executable, self.device)
+
+    def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        import tvm
+
+        args = [tvm.runtime.tensor(np.ascontiguousarray(a), self.device) for a in arrays]
+        out = self.vm["main"](*args)
+        return [o.numpy() for o in _flatten(out)]
+
+
+def _flatten(value):
+    import tvm
+
+    if isinstance(value, (list, tuple)) or type(value).__name__ in ("Array", "List", "Tuple"):
+        items = []
+        for v in value:
+            items.extend(_flatten(v))
+        return items
+    return [value]
+
+
+def compile_module(mod, target, database=None) -> Compiled:
+    """tvm.compile, applying `database` (a MetaSchedule Database) when given."""
+    import tvm
+    from tvm import relax
+
+    start = time.perf_counter()
+    with target, tvm.transform.PassContext(opt_level=3):
+        if database is not None:
+            from .tasks import legalize_and_fuse
+
+            mod = legalize_and_fuse(mod, target)
+            with database:
+                mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+        executable = tvm.compile(mod, target=target)
+    return Compiled(executable, target, time.perf_counter() - start)
+
+
+def set_num_threads(n: int) -> None:
+    """TVM's pool reads TVM_NUM_THREADS when it first starts; later changes go through
+    the runtime's config_threadpool."""
+    os.environ["TVM_NUM_THREADS"] = str(n)

@@ -1,0 +1,269 @@
+"""ONNX → Relax: read, check, fix input shapes, import with TVM's Relax ONNX frontend.
+
+Every problem with the input becomes a `BadInput` whose one-line message names
+the file and, where there is one, the node, op type or input at fault.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from .errors import BadInput
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass
+class Model:
+    """An ONNX model with every input shape fixed, ready to import."""
+
+    path: Path
+    name: str
+    sha256: str
+    proto: "onnx.ModelProto"  # noqa: F821
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    opset: int
+    op_types: dict[str, int] = field(default_factory=dict)
+
+
+_SHAPE_RE = re.compile(r"^(?P<name>.+):(?P<dims>\d+(?:[x,]\d+)*)$")
+
+
+def parse_input_shapes(specs: Iterable[str] | Mapping[str, Iterable[int]] | None) -> dict[str, tuple[int, ...]]:
+    """"NAME:1x3x224x224" (several allowed; NAME may itself contain ':') → {NAME: dims}."""
+    if not specs:
+        return {}
+    if isinstance(specs, Mapping):
+        return {k: tuple(int(d) for d in v) for k, v in specs.items()}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec in specs:
+        m = _SHAPE_RE.match(spec.strip())
+        if not m:
+            raise BadInput(f"--input-shape {spec!r}: expected NAME:DIMS such as data:1x3x224x224")
+        dims = tuple(int(d) for d in re.split(r"[x,]", m.group("dims")))
+        if any(d <= 0 for d in dims):
+            raise BadInput(f"--input-shape {spec!r}: every dimension must be positive")
+        shapes[m.group("name")] = dims
+    return shapes
+
+
+def _dtype_name(elem_type: int) -> str:
+    import numpy as np
+    from onnx import helper
+
+    try:
+        return str(np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)))
+    except Exception:  # noqa: BLE001 - an exotic element type; keep the ONNX name
+        return f"onnx:{elem_type}"
+
+
+def _read(path: Path):
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    if not path.exists():
+        raise BadInput(f"{path}: no such file")
+    if path.is_dir():
+        raise BadInput(f"{path}: is a directory, expected an ONNX model file")
+    if path.stat().st_size == 0:
+        raise BadInput(f"{path}: empty file, expected an ONNX model")
+    data = path.read_bytes()
+    try:
+        proto = onnx.load_from_string(data)
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise BadInput(f"{path}: not an ONNX model or truncated (protobuf parse failed: {e})") from None
+    # Random bytes sometimes parse as an (odd) protobuf: demand a real graph.
+    if not proto.HasField("graph") or len(proto.graph.node) == 0 or not proto.opset_import:
+        raise BadInput(f"{path}: not an ONNX model (no graph, nodes or opset)")
+    return proto, hashlib.sha256(data).hexdigest()
+
+
+def _check(proto, path: Path) -> None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid model"
+        raise BadInput(f"{path}: onnx.checker rejected the model: {first}") from None
+
+
+def _check_ops_supported(proto, path: Path) -> None:
+    """Name the first node whose op TVM's importer cannot convert, before importing."""
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    supported = set(onnx_frontend._get_convert_map()) | {"If", "Constant"}  # noqa: SLF001
+    for node in proto.graph.node:
+        domain = node.domain or "ai.onnx"
+        if domain not in ("ai.onnx", "") or node.op_type not in supported:
+            where = f"node '{node.name}'" if node.name else f"node #{list(proto.graph.node).index(node)}"
+            raise BadInput(
+                f"{path}: operator {node.op_type} (domain {domain}, {where}) is not supported by "
+                "TVM's Relax ONNX importer"
+            )
+
+
+def load(path: str | Path, input_shapes=None) -> Model:
+    """Read and check an ONNX model and fix its input shapes (raises BadInput)."""
+    from onnx import shape_inference
+
+    path = Path(path)
+    proto, digest = _read(path)
+    _check(proto, path)
+    shapes = parse_input_shapes(input_shapes)
+    graph = proto.graph
+
+    # Initializers may also be listed as graph inputs (old exporters): they are
+    # weights, not inputs, and get bound as constants.
+    init_names = {t.name for t in graph.initializer}
+    real_inputs = [i for i in graph.input if i.name not in init_names]
+    if len(real_inputs) != len(graph.input):
+        del graph.input[:]
+        graph.input.extend(real_inputs)
+
+    unknown = set(shapes) - {i.name for i in real_inputs}
+    if unknown:
+        names = ", ".join(sorted(i.name for i in real_inputs)) or "none"
+        raise BadInput(f"--input-shape: {path} has no input named {sorted(unknown)[0]!r} (inputs: {names})")
+
+    inputs = []
+    for inp in real_inputs:
+        ttype = inp.type.tensor_type
+        dims = ttype.shape.dim
+        if inp.name in shapes:
+            fixed = shapes[inp.name]
+            if ttype.HasField("shape") and len(dims) != len(fixed):
+                raise BadInput(f"--input-shape {inp.name}: model input has rank {len(dims)}, got {len(fixed)} dims")
+            for k, d in enumerate(dims):
+                if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != fixed[k]:
+                    raise BadInput(
+                        f"--input-shape {inp.name}: dimension {k} is fixed to {d.dim_value} in {path}, got {fixed[k]}"
+                    )
+            del dims[:]
+            for v in fixed:
+                ttype.shape.dim.add().dim_value = v
+        else:
+            if not ttype.HasField("shape"):
+                raise BadInput(
+                    f"{path}: input '{inp.name}' has no shape; pass --input-shape {inp.name}:DIMS"
+                )
+            for k, d in enumerate(dims):
+                if not (d.HasField("dim_value") and d.dim_value > 0):
+                    sym = f" ('{d.dim_param}')" if d.dim_param else ""
+                    raise BadInput(
+                        f"{path}: input '{inp.name}' has dynamic dimension {k}{sym}; pass "
+                        f"--input-shape {inp.name}:" + "x".join(
+                            str(x.dim_value) if x.dim_value > 0 else "N" for x in dims)
+                    )
+        inputs.append(TensorInfo(inp.name, tuple(int(d.dim_value) for d in ttype.shape.dim),
+                                 _dtype_name(ttype.elem_type)))
+
+    _check_ops_supported(proto, path)
+
+    try:
+        inferred = shape_inference.infer_shapes(proto)
+    except Exception:  # noqa: BLE001 - inference is best effort; Relax knows the shapes too
+        inferred = proto
+    outputs = []
+    for out in inferred.graph.output:
+        ttype = out.type.tensor_type
+        dims = tuple(int(d.dim_value) if d.HasField("dim_value") else -1 for d in ttype.shape.dim)
+        outputs.append(TensorInfo(out.name, dims, _dtype_name(ttype.elem_type)))
+
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
+    op_types: dict[str, int] = {}
+    for node in graph.node:
+        op_types[node.op_type] = op_types.get(node.op_type, 0) + 1
+    return Model(path=path, name=path.stem, sha256=digest, proto=proto, inputs=inputs,
+                 outputs=outputs, opset=opset, op_types=op_types)
+
+
+def to_relax(model: Model):
+    """Import with TVM's Relax ONNX frontend, weights bound as constants."""
+    from tvm.relax.frontend.onnx import from_onnx
+
+    shape_dict = {i.name: list(i.shape) for i in model.inputs}
+    dtype_dict = {i.name: i.dtype for i in model.inputs}
+    try:
+        # The importer prints its own lines (e.g. "Error converting operator X"): keep
+        # them out of the user's terminal and fold the useful part into our one line.
+        with warnings.catch_warnings(), _captured_output() as captured:
+            warnings.simplefilter("ignore")
+            mod = from_onnx(model.proto, shape_dict=shape_dict, dtype_dict=dtype_dict,
+                            keep_params_in_input=False)
+    except Exception as e:  # noqa: BLE001 - TVM raises many kinds; report one line
+        msg = str(e).strip().splitlines()
+        detail = next((ln for ln in reversed(msg) if ln.strip()), type(e).__name__)
+        op = re.search(r"Error converting operator (\w+)", captured.text())
+        where = f" in operator {op.group(1)}" if op else ""
+        raise BadInput(f"{model.path}: TVM's ONNX importer failed{where}: {type(e).__name__}: "
+                       f"{detail[:300]}") from None
+    _fill_output_shapes(model, mod)
+    return mod
+
+
+class _Captured:
+    def __init__(self, file):
+        self._file = file
+
+    def text(self) -> str:
+        self._file.seek(0)
+        return self._file.read().decode(errors="replace")
+
+
+@contextlib.contextmanager
+def _captured_output():
+    """Capture what C++ and Python print to fds 1 and 2 while the importer runs."""
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryFile() as tmp:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(tmp.fileno(), 1)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield _Captured(tmp)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _fill_output_shapes(model: Model, mod) -> None:
+    """ONNX shape inference can leave outputs unknown; Relax always knows them."""
+    from tvm import relax
+
+    ret = mod["main"].ret_ty  # TVM 0.27 calls struct info "ty"
+    fields = ret.fields if isinstance(ret, relax.TupleType) else [ret]
+    if len(fields) != len(model.outputs):
+        return
+    for k, (info, f) in enumerate(zip(model.outputs, fields)):
+        if isinstance(f, relax.TensorType) and f.shape is not None:
+            shape = tuple(int(d) for d in f.shape.values)
+            model.outputs[k] = TensorInfo(info.name, shape, str(f.dtype))
+
+
+def import_model(path: str | Path, input_shapes=None):
+    """(Model, Relax IRModule) in one call."""
+    model = load(path, input_shapes)
+    return model, to_relax(model)

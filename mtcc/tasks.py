@@ -1,0 +1,184 @@
+"""Operator tasks and the model's call sequence.
+
+The Relax module is legalized and fused exactly as `tvm.compile` would, then
+MetaSchedule's own `extract_tasks` gives the distinct fused TIR functions it
+will tune (structurally equal functions are one task, used `count` times).
+The ordered `call_tir` bindings of the fused `main` are the call sequence that
+later stages cut into layer blocks.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Task:
+    name: str                 # MetaSchedule's task name (the first fused function's name)
+    kind: str                 # the anchor op, e.g. conv2d, matmul, softmax
+    ops: list[str]            # every op fused into it, in order
+    flops: float              # per call
+    count: int                # calls in the model (MetaSchedule's task weight)
+    inputs: list[dict]        # [{"shape", "dtype"}] of the arguments
+    outputs: list[dict]
+    functions: list[str] = field(default_factory=list)  # fused functions that are this task
+
+    @property
+    def total_flops(self) -> float:
+        return self.flops * self.count
+
+
+@dataclass
+class Call:
+    index: int
+    task: str
+    function: str
+    output: str               # the Relax variable it binds
+
+
+@dataclass
+class TaskGraph:
+    tasks: list[Task]
+    calls: list[Call]
+
+    @property
+    def total_flops(self) -> float:
+        return sum(t.total_flops for t in self.tasks)
+
+    def task(self, name: str) -> Task:
+        return next(t for t in self.tasks if t.name == name)
+
+    def as_dict(self) -> dict:
+        return {"tasks": [asdict(t) for t in self.tasks], "calls": [asdict(c) for c in self.calls]}
+
+
+# Ops that decide a task's kind when fused with element-wise epilogues, most
+# important first (a conv2d+add+relu is a conv2d task).
+_ANCHORS = ("conv2d", "conv1d", "conv3d", "conv2d_transpose", "matmul", "dense", "batch_matmul",
+            "softmax", "layer_norm", "group_norm", "lrn", "max_pool2d", "avg_pool2d",
+            "adaptive_avg_pool2d", "mean", "sum", "max", "concatenate", "transpose", "reshape")
+
+
+# Op names that contain "_" (fused function names join op names with "_").
+_MULTI_WORD = {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "layer_norm", "group_norm",
+               "batch_norm", "rms_norm", "strided_slice", "expand_dims", "batch_matmul",
+               "conv2d_transpose", "broadcast_to", "full_like", "zeros_like", "ones_like",
+               "layout_transform", "scatter_elements", "gather_elements", "gather_nd",
+               "image_resize2d", "collapse_sum_like", "log_softmax"}
+
+
+def _split_ops(func_name: str) -> list[str]:
+    """'fused_conv2d8_add3_relu3' -> ['conv2d', 'add', 'relu'] (numbers are TVM's de-dup suffixes)."""
+    base = func_name[len("fused_"):] if func_name.startswith("fused_") else func_name
+    words = [re.sub(r"\d+$", "", w) if not w.endswith(("1d", "2d", "3d")) else w for w in base.split("_")]
+    words = [w for w in words if w]
+    ops, i = [], 0
+    while i < len(words):
+        for n in (4, 3, 2):  # longest known multi-word name first
+            cand = "_".join(words[i:i + n])
+            if len(words) - i >= n and cand in _MULTI_WORD:
+                ops.append(cand)
+                i += n
+                break
+        else:
+            ops.append(words[i])
+            i += 1
+    return ops
+
+
+def _kind(ops: list[str]) -> str:
+    for anchor in _ANCHORS:
+        if anchor in ops:
+            return anchor
+    return ops[0] if ops else "unknown"
+
+
+def _buffer_infos(prim_func) -> tuple[list[dict], list[dict]]:
+    """Shapes of a destination-passing PrimFunc: the last params are outputs."""
+    # TVM 0.27: a buffer parameter is a Var whose type (`ty`) is a BufferType.
+    bufs = [p.ty for p in prim_func.params if hasattr(p.ty, "shape")]
+    infos = [{"shape": [int(d) for d in b.shape], "dtype": str(b.dtype)} for b in bufs]
+    n_out = 1
+    return infos[:-n_out], infos[-n_out:]
+
+
+def legalize_and_fuse(mod, target):
+    """The passes tvm.compile runs before tuning sees the model: the shapes MetaSchedule
+    tunes are exactly the ones the compiled model calls."""
+    import tvm
+    from tvm import relax
+
+    passes = tvm.transform.Sequential([
+        relax.transform.DecomposeOpsForInference(),
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ])
+    with target, tvm.transform.PassContext(opt_level=3):
+        return passes(mod)
+
+
+def _call_sequence(fused) -> list[tuple[str, str]]:
+    """(function name, bound variable) of every call_tir in main, in program order."""
+    from tvm import relax
+
+    call_tir = tvm_op("relax.call_tir")
+    seq = []
+    for block in fused["main"].body.blocks:
+        for binding in block.bindings:
+            value = binding.value
+            if isinstance(value, relax.Call) and value.op.same_as(call_tir):
+                seq.append((value.args[0].name_hint, binding.var.name))
+    return seq
+
+
+def tvm_op(name: str):
+    import tvm
+
+    return tvm.ir.Op.get(name)
+
+
+def extract(mod, target) -> TaskGraph:
+    """Tasks (with FLOPs, counts, shapes) and the ordered calls of main."""
+    import tvm.s_tir.meta_schedule as ms
+    import tvm_ffi
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    fused = legalize_and_fuse(mod, target)
+    extracted = ms.relax_integration.extract_tasks(fused, target)
+
+    # Map every fused function to its task by structure, as extract_tasks did.
+    def key(func):
+        return tvm_ffi.structural_hash(func.without_attr("global_symbol"))
+
+    task_of_hash = {}
+    tasks = []
+    for ext in extracted:
+        func = ext.dispatched[0]["main"]
+        ins, outs = _buffer_infos(func)
+        ops = _split_ops(ext.task_name)
+        try:
+            flops = float(estimate_tir_flops(ext.dispatched[0]))
+        except Exception:  # noqa: BLE001 - data movement ops have none to count
+            flops = 0.0
+        task = Task(name=ext.task_name, kind=_kind(ops), ops=ops, flops=flops,
+                    count=int(ext.weight), inputs=ins, outputs=outs)
+        task_of_hash.setdefault(key(func), task)
+        tasks.append(task)
+
+    calls = []
+    for fname, var in _call_sequence(fused):
+        task = task_of_hash.get(key(fused[fname]))
+        if task is None:  # should not happen: extract_tasks saw the same functions
+            continue
+        if fname not in task.functions:
+            task.functions.append(fname)
+        calls.append(Call(index=len(calls), task=task.name, function=fname, output=var))
+    # Order tasks by first use so tables read like the model, input to output.
+    first_use = {}
+    for call in calls:
+        first_use.setdefault(call.task, call.index)
+    tasks.sort(key=lambda t: first_use.get(t.name, len(calls)))
+    return TaskGraph(tasks=tasks, calls=calls)

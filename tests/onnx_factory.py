@@ -1,0 +1,92 @@
+"""Small ONNX models made for tests: bad inputs and ops beyond the examples."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=17):
+    graph = helper.make_graph(nodes, "test", inputs, outputs, initializer=list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def tiny_conv(dynamic_batch: bool = False, with_init_as_input: bool = False) -> onnx.ModelProto:
+    rng = np.random.default_rng(1)
+    w = numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(0, 0.1, (8,)).astype(np.float32), "b")
+    batch = "N" if dynamic_batch else 1
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 8, 16, 16])
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv0", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"], name="relu0")]
+    inputs = [x]
+    if with_init_as_input:  # old exporters list weights as graph inputs too
+        inputs += [helper.make_tensor_value_info("w", TensorProto.FLOAT, [8, 3, 3, 3]),
+                   helper.make_tensor_value_info("b", TensorProto.FLOAT, [8])]
+    return _model(nodes, inputs, [y], [w, b])
+
+
+def unsupported_op() -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu0"),
+             helper.make_node("Celu", ["r"], ["y"], name="my_celu", alpha=1.0)]
+    return _model(nodes, [x], [y])
+
+
+def op_zoo() -> onnx.ModelProto:
+    """Ops none of the example models use: grouped/transposed conv, pad, resize, slice,
+    gather, reductions, several activations, where, clip, pow, sqrt, instance norm."""
+    rng = np.random.default_rng(7)
+
+    def init(name, arr):
+        return numpy_helper.from_array(np.asarray(arr), name)
+
+    inits = [
+        init("w_dw", rng.normal(0, 0.3, (8, 1, 3, 3)).astype(np.float32)),
+        init("w_t", rng.normal(0, 0.3, (4, 8, 2, 2)).astype(np.float32)),
+        init("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)),
+        init("scales", np.array([1, 1, 2, 2], np.float32)),
+        init("starts", np.array([1, 1], np.int64)), init("ends", np.array([17, 17], np.int64)),
+        init("axes", np.array([2, 3], np.int64)),
+        init("idx", np.array([0, 2, 5, 7], np.int64)),
+        init("in_scale", rng.uniform(0.5, 1.5, 4).astype(np.float32)),
+        init("in_bias", rng.normal(0, 0.1, 4).astype(np.float32)),
+        init("two", np.array(2.0, np.float32)), init("zero", np.array(0.0, np.float32)),
+        init("eps", np.array(1e-3, np.float32)),
+        init("rm_axes", np.array([2, 3], np.int64)),
+    ]
+    n = helper.make_node
+    nodes = [
+        n("Conv", ["x", "w_dw"], ["dw"], name="depthwise", group=8, pads=[1, 1, 1, 1]),
+        n("LeakyRelu", ["dw"], ["lr"], name="leaky", alpha=0.1),
+        n("Pad", ["lr", "pads"], ["pd"], name="pad", mode="reflect"),
+        n("Slice", ["pd", "starts", "ends", "axes"], ["sl"], name="slice"),
+        n("Gather", ["sl", "idx"], ["g"], name="gather", axis=1),
+        n("InstanceNormalization", ["g", "in_scale", "in_bias"], ["inorm"], name="inorm"),
+        n("ConvTranspose", ["inorm", "w_t"], ["ct"], name="deconv", strides=[2, 2]),
+        n("Resize", ["ct", "", "scales"], ["rs"], name="resize", mode="nearest"),
+        n("Sigmoid", ["rs"], ["sg"], name="sigmoid"),
+        n("Tanh", ["rs"], ["th"], name="tanh"),
+        n("Greater", ["th", "zero"], ["gt"], name="greater"),
+        n("Where", ["gt", "sg", "th"], ["wh"], name="where"),
+        n("Clip", ["wh", "zero", "two"], ["cl"], name="clip"),
+        n("Pow", ["cl", "two"], ["pw"], name="pow"),
+        n("Add", ["pw", "eps"], ["pe"], name="add_eps"),
+        n("Sqrt", ["pe"], ["sq"], name="sqrt"),
+        n("ReduceMean", ["sq", "rm_axes"], ["y"], name="reduce_mean", keepdims=1),
+        n("HardSigmoid", ["ct"], ["hs"], name="hardsigmoid"),
+        n("GlobalMaxPool", ["hs"], ["y2"], name="gmp"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 1, 1]),
+            helper.make_tensor_value_info("y2", TensorProto.FLOAT, [1, 8, 1, 1])]
+    return _model(nodes, [x], outs, inits, opset=18)
+
+
+def save(model: onnx.ModelProto, path) -> str:
+    onnx.save(model, str(path))
+    return str(path)

@@ -1,0 +1,50 @@
+"""`mtcc inspect --json` holds the contract of DESIGN.md; the API returns plain data."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import mtcc
+from conftest import EXAMPLES, run_mtcc
+
+
+@pytest.mark.parametrize("name", ["squeezenet", "transformer"])
+def test_inspect_json_contract(models_dir, name):
+    proc = run_mtcc("inspect", models_dir / f"{name}.onnx", "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)  # exactly one JSON object on stdout
+    for key in ("model", "inputs", "outputs", "tasks", "total_flops"):
+        assert key in info
+    assert info["model"] == name
+    assert info["tasks"], "a real model has tasks"
+    for task in info["tasks"]:
+        assert {"name", "flops", "weight", "inputs"} <= set(task)
+        assert task["weight"] >= 1 and task["flops"] >= 0
+    assert info["total_flops"] == pytest.approx(sum(t["flops"] * t["weight"] for t in info["tasks"]))
+    # every call of main belongs to a task, and counts agree with the task weights
+    assert len(info["calls"]) == sum(t["weight"] for t in info["tasks"])
+    names = {t["name"] for t in info["tasks"]}
+    assert all(c["task"] in names for c in info["calls"])
+
+
+def test_inspect_table_goes_to_stderr(models_dir):
+    proc = run_mtcc("inspect", models_dir / "transformer.onnx")
+    assert proc.returncode == 0, proc.stderr
+    assert "layer_norm" in proc.stderr and "GFLOP" in proc.stderr
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_api_counts(models_dir, name):
+    info = mtcc.inspect(models_dir / f"{name}.onnx")
+    json.dumps(info)  # plain data
+    kinds = {t["kind"] for t in info["tasks"]}
+    if name == "transformer":
+        assert {"matmul", "softmax", "layer_norm"} <= kinds
+    else:
+        assert "conv2d" in kinds
+        conv_flops = sum(t["flops"] * t["weight"] for t in info["tasks"] if t["kind"] == "conv2d")
+        assert conv_flops > 0.9 * info["total_flops"]
+    # published multiply-accumulate counts of the architectures, x2 for FLOPs
+    expected_gflop = {"squeezenet": 0.7, "inception_v1": 3.2, "resnet50": 7.7, "transformer": 0.056}[name]
+    assert info["total_flops"] / 1e9 == pytest.approx(expected_gflop, rel=0.25)

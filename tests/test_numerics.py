@@ -1,0 +1,55 @@
+"""The Relax module built with TVM (default schedules) computes what ONNX Runtime does,
+on seeded random inputs and the examples' random weights."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from conftest import EXAMPLES
+from mtcc import baselines, build, frontend
+from mtcc.target import make_target
+from onnx_factory import op_zoo, save, tiny_conv
+
+# float32 with different summation orders: relative to the output's own scale.
+RTOL, ATOL_SCALE = 1e-4, 1e-4
+
+
+def _compare(path, input_shapes=None):
+    model, mod = frontend.import_model(path, input_shapes)
+    compiled = build.compile_module(mod, make_target("x86-64-v4", 2))
+    for seed in (0, 1):
+        feeds = baselines.random_inputs(model, seed)
+        got = compiled.session().run(*[feeds[i.name] for i in model.inputs])
+        want = baselines.OnnxRuntime(model).run(feeds)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL_SCALE * float(np.abs(w).max()))
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_matches_onnxruntime(models_dir, name):
+    _compare(models_dir / f"{name}.onnx")
+
+
+def test_ops_beyond_examples(tmp_path):
+    _compare(save(op_zoo(), tmp_path / "op_zoo.onnx"))
+
+
+def test_shufflenet_beyond_examples(tmp_path):
+    """A real architecture with ops the examples lack (channel shuffle via
+    Reshape/Transpose, grouped convolutions), its constant weights made random."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+    import make_models
+
+    model = make_models.zoo_model("shufflenet", seed=21)
+    assert {"Transpose", "Reshape"} <= {n.op_type for n in model.graph.node}
+    _compare(save(model, tmp_path / "shufflenet.onnx"))
+
+
+def test_dynamic_batch_fixed_by_input_shape(tmp_path):
+    _compare(save(tiny_conv(dynamic_batch=True), tmp_path / "dyn.onnx"), ["x:2x3x16x16"])
