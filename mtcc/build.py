@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .layout import DEFAULT_LAYOUT
+from .tasks import legalize_and_fuse
+
 
 @dataclass
 class Compiled:
@@ -51,17 +54,17 @@ def _flatten(value):
     return [value]
 
 
-def compile_module(mod, target, database=None) -> Compiled:
-    """tvm.compile, applying `database` (a MetaSchedule Database) when given."""
+def compile_module(mod, target, database=None, layout: str = DEFAULT_LAYOUT) -> Compiled:
+    """Lower exactly as tuning did, apply `database` (a MetaSchedule Database: the best
+    record of every task) when given, and build.  Tasks without a record keep TVM's
+    default (untuned) schedule."""
     import tvm
     from tvm import relax
 
     start = time.perf_counter()
+    mod = legalize_and_fuse(mod, target, layout)
     with target, tvm.transform.PassContext(opt_level=3):
         if database is not None:
-            from .tasks import legalize_and_fuse
-
-            mod = legalize_and_fuse(mod, target)
             with database:
                 mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
         executable = tvm.compile(mod, target=target)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from .errors import MtccError
+from .errors import BadInput, MtccError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -25,7 +25,10 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    # Wide enough for task names when stderr is a pipe (CI logs), as on a terminal.
+    import shutil
+
+    return Console(stderr=True, highlight=False, width=shutil.get_terminal_size((140, 24)).columns)
 
 
 @contextlib.contextmanager
@@ -121,6 +124,112 @@ def inspect_cmd(path: Path, input_shapes, target, as_json: bool):
     if not as_json:
         _print_model_table(info)
     return info
+
+
+# ---------------------------------------------------------------- tune
+@command(
+    "tune",
+    epilog="""\b
+Examples:
+  mtcc tune examples/models/squeezenet.onnx --target x86-64-v4 --trials 2000
+  mtcc tune model.onnx --out schedules/model/llvm-x86-64-v4 --resume     # continue after a crash
+  mtcc tune model.onnx --trials 8 --rpc-tracker 127.0.0.1:9190 --rpc-key cpu --json
+""",
+)
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--target", default=None,
+              help="LLVM CPU to tune for: an mcpu name (x86-64-v4 is portable across this project's "
+                   "AVX-512 machines), 'host' or a JSON target. Default: this machine.")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Total measured candidates for the model, shared across tasks by MetaSchedule "
+                   "(records already in --out count). Default: 64 per compute task, 16 per other task.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Schedules folder (default schedules/<model>/<target-name>/).")
+@click.option("--resume", is_flag=True, help="Continue a folder that already holds records.")
+@click.option("--layout", type=click.Choice(["NCHWc", "NCHW"]), default="NCHWc", show_default=True,
+              help="Convolution data layout to tune and compile.")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME:DIMS")
+@click.option("--rpc-tracker", default=None, metavar="HOST:PORT", help="Measure through a TVM RPC tracker.")
+@click.option("--rpc-key", default=None, help="Device key of the RPC servers to measure on.")
+def tune_cmd(model, target, trials, out, resume, layout, input_shapes, rpc_tracker, rpc_key, as_json):
+    """Tune every operator task of MODEL with MetaSchedule (XGBoost cost model)."""
+    from . import tuning
+    from .target import PORTABLE_MCPU, describe, parse_target
+
+    console = _console()
+    tgt = parse_target(target)
+    if target is None:
+        console.print(f"target: {describe(tgt)} (this machine; --target {PORTABLE_MCPU} for schedules "
+                      "that run on any AVX-512 machine)")
+    rpc = tuning.RpcSpec.parse(rpc_tracker, rpc_key) if rpc_tracker else None
+    if rpc_key and not rpc_tracker:
+        raise BadInput("--rpc-key needs --rpc-tracker")
+    dest = out or tuning.default_out(Path(model).stem, tgt)
+    if not resume and (Path(dest) / tuning.RECORDS).exists() and (Path(dest) / tuning.RECORDS).stat().st_size:
+        raise BadInput(f"--out {dest}: already holds tuning records; pass --resume to continue them "
+                       "or choose another --out")
+    command = "mtcc tune " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+    with _TuneDisplay(console) as display:
+        result = tuning.tune(model, target=tgt, trials=trials, out=dest, input_shapes=list(input_shapes),
+                             layout=layout, rpc=rpc, listeners=[display.update], command=command)
+    summary = result.as_dict()
+    if not as_json:
+        _print_tune_table(console, summary)
+    return summary
+
+
+class _TuneDisplay:
+    """Live progress on a terminal, one line per batch otherwise (CI logs)."""
+
+    def __init__(self, console):
+        self.console = console
+        self.live = None
+        self.last_line = 0.0
+
+    def __enter__(self):
+        if self.console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(console=self.console, refresh_per_second=2, transient=True)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def update(self, progress) -> None:
+        done = progress.existing + progress.new_trials
+        tuned = sum(1 for t in progress.tasks if t.best_secs < 1e9)
+        eta = f"{progress.eta:.0f}s" if progress.eta is not None else "?"
+        line = (f"tune: {done}/{progress.budget} trials, {tuned}/{len(progress.tasks)} tasks tuned, "
+                f"elapsed {progress.elapsed:.0f}s, ETA {eta}")
+        if self.live is None:
+            self.console.print(line)
+            return
+        from rich.table import Table
+
+        table = Table(title=line, title_justify="left")
+        for col in ("task", "trials", "best µs", "GFLOP/s"):
+            table.add_column(col, justify="left" if col == "task" else "right")
+        for t in sorted(progress.tasks, key=lambda t: -t.flops * t.count)[:15]:
+            best = f"{t.best_secs * 1e6:.1f}" if t.best_secs < 1e9 else "-"
+            table.add_row(t.name, str(t.trials), best, f"{t.gflops:.1f}" if t.gflops else "-")
+        self.live.update(table)
+
+
+def _print_tune_table(console, s: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{s['model']} tuned for {s['target']} ({s['layout']}): {s['trials_total']} trials "
+                        f"({s['trials_new']} new in {s['wall_s']:.0f} s), estimated {s['estimated_latency_ms']:.2f} ms")
+    for col in ("task", "calls", "trials", "valid", "best µs", "GFLOP/s"):
+        table.add_column(col, justify="left" if col == "task" else "right")
+    for t in s["tasks"]:
+        table.add_row(t["name"], str(t["count"]), str(t["trials"]), str(t["valid"]),
+                      f"{t['best_us']:.1f}" if t["best_us"] else "-", f"{t['gflops']:.1f}" if t["gflops"] else "-")
+    console.print(table)
+    console.print(f"schedules: {s['out']}")
 
 
 def _shape(s) -> str:

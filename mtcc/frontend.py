@@ -193,6 +193,38 @@ def load(path: str | Path, input_shapes=None) -> Model:
                  outputs=outputs, opset=opset, op_types=op_types)
 
 
+def _simplify_for_import(proto):
+    """Same-meaning rewrites of two ops whose Relax import blocks layout conversion:
+    n-ary Sum (imported as broadcast+stack+sum) becomes a chain of Add, and inference-time
+    Dropout (imported as a tuple) becomes Identity.  Returns a copy; ONNX Runtime keeps
+    running the original as the numerics reference."""
+    from onnx import helper
+
+    if not any(n.op_type in ("Sum", "Dropout") for n in proto.graph.node):
+        return proto
+    used = {i for n in proto.graph.node for i in n.input} | {o.name for o in proto.graph.output}
+    out = type(proto)()
+    out.CopyFrom(proto)
+    nodes = []
+    for node in out.graph.node:
+        if node.op_type == "Sum" and len(node.input) >= 2:
+            acc = node.input[0]
+            for k, term in enumerate(node.input[1:], start=1):
+                last = k == len(node.input) - 1
+                res = node.output[0] if last else f"{node.output[0]}__sum{k}"
+                nodes.append(helper.make_node("Add", [acc, term], [res], name=f"{node.name}__add{k}"))
+                acc = res
+        elif node.op_type == "Sum":
+            nodes.append(helper.make_node("Identity", [node.input[0]], [node.output[0]], name=node.name))
+        elif node.op_type == "Dropout" and (len(node.output) < 2 or node.output[1] not in used):
+            nodes.append(helper.make_node("Identity", [node.input[0]], [node.output[0]], name=node.name))
+        else:
+            nodes.append(node)
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    return out
+
+
 def to_relax(model: Model):
     """Import with TVM's Relax ONNX frontend, weights bound as constants."""
     from tvm.relax.frontend.onnx import from_onnx
@@ -204,7 +236,7 @@ def to_relax(model: Model):
         # them out of the user's terminal and fold the useful part into our one line.
         with warnings.catch_warnings(), _captured_output() as captured:
             warnings.simplefilter("ignore")
-            mod = from_onnx(model.proto, shape_dict=shape_dict, dtype_dict=dtype_dict,
+            mod = from_onnx(_simplify_for_import(model.proto), shape_dict=shape_dict, dtype_dict=dtype_dict,
                             keep_params_in_input=False)
     except Exception as e:  # noqa: BLE001 - TVM raises many kinds; report one line
         msg = str(e).strip().splitlines()

@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from . import layout as layout_pass
+from .layout import DEFAULT_LAYOUT
+
 
 @dataclass
 class Task:
@@ -54,13 +57,13 @@ class TaskGraph:
 
 # Ops that decide a task's kind when fused with element-wise epilogues, most
 # important first (a conv2d+add+relu is a conv2d task).
-_ANCHORS = ("conv2d", "conv1d", "conv3d", "conv2d_transpose", "matmul", "dense", "batch_matmul",
+_ANCHORS = ("conv2d_NCHWc", "conv2d", "conv1d", "conv3d", "conv2d_transpose", "matmul", "dense", "batch_matmul",
             "softmax", "layer_norm", "group_norm", "lrn", "max_pool2d", "avg_pool2d",
             "adaptive_avg_pool2d", "mean", "sum", "max", "concatenate", "transpose", "reshape")
 
 
 # Op names that contain "_" (fused function names join op names with "_").
-_MULTI_WORD = {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "layer_norm", "group_norm",
+_MULTI_WORD = {"conv2d_NCHWc", "te_layout_transform", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "layer_norm", "group_norm",
                "batch_norm", "rms_norm", "strided_slice", "expand_dims", "batch_matmul",
                "conv2d_transpose", "broadcast_to", "full_like", "zeros_like", "ones_like",
                "layout_transform", "scatter_elements", "gather_elements", "gather_nd",
@@ -89,7 +92,7 @@ def _split_ops(func_name: str) -> list[str]:
 def _kind(ops: list[str]) -> str:
     for anchor in _ANCHORS:
         if anchor in ops:
-            return anchor
+            return "conv2d" if anchor == "conv2d_NCHWc" else anchor
     return ops[0] if ops else "unknown"
 
 
@@ -102,22 +105,24 @@ def _buffer_infos(prim_func) -> tuple[list[dict], list[dict]]:
     return infos[:-n_out], infos[-n_out:]
 
 
-def legalize_and_fuse(mod, target):
-    """The passes tvm.compile runs before tuning sees the model: the shapes MetaSchedule
-    tunes are exactly the ones the compiled model calls."""
+def legalize_and_fuse(mod, target, layout: str = DEFAULT_LAYOUT):
+    """The lowering every stage shares (tasks, tuning, compiling): batch norm decomposed,
+    convolutions put in `layout`, ops legalized to TIR and fused.  Tuning records only
+    apply to the functions this produces, so nothing else may lower differently."""
     import tvm
     from tvm import relax
 
-    passes = tvm.transform.Sequential([
-        relax.transform.DecomposeOpsForInference(),
-        relax.transform.LegalizeOps(),
-        relax.transform.AnnotateTIROpPattern(),
-        relax.transform.FoldConstant(),
-        relax.transform.FuseOps(),
-        relax.transform.FuseTIR(),
-    ])
     with target, tvm.transform.PassContext(opt_level=3):
-        return passes(mod)
+        mod = relax.transform.DecomposeOpsForInference()(mod)
+        mod = relax.transform.FoldConstant()(mod)  # lets the layout flow through batch norm
+        mod = layout_pass.convert(mod, layout)
+        return tvm.transform.Sequential([
+            relax.transform.LegalizeOps({"relax.nn.conv2d": layout_pass.legalize_conv2d}),
+            relax.transform.AnnotateTIROpPattern(),
+            relax.transform.FoldConstant(),  # pre-blocks the weights at compile time
+            relax.transform.FuseOps(),
+            relax.transform.FuseTIR(),
+        ])(mod)
 
 
 def _call_sequence(fused) -> list[tuple[str, str]]:
@@ -140,13 +145,13 @@ def tvm_op(name: str):
     return tvm.ir.Op.get(name)
 
 
-def extract(mod, target) -> TaskGraph:
+def extract(mod, target, layout: str = DEFAULT_LAYOUT) -> TaskGraph:
     """Tasks (with FLOPs, counts, shapes) and the ordered calls of main."""
     import tvm.s_tir.meta_schedule as ms
     import tvm_ffi
     from tvm.s_tir.analysis import estimate_tir_flops
 
-    fused = legalize_and_fuse(mod, target)
+    fused = legalize_and_fuse(mod, target, layout)
     extracted = ms.relax_integration.extract_tasks(fused, target)
 
     # Map every fused function to its task by structure, as extract_tasks did.

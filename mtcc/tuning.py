@@ -1,0 +1,377 @@
+"""`mtcc tune`: MetaSchedule search over every task of a model, into a resumable database.
+
+The database is MetaSchedule's own JSON format (database_workload.json and
+database_tuning_record.json, one JSON line per entry) so TVM's tools read it.
+Every measured candidate is kept, not only the best: the variants stage needs the
+top-K per task.  Nothing is lost on a crash: MetaSchedule appends one line per
+measured candidate; on start a torn last line (from SIGKILL mid-write) is cut and
+duplicate lines dropped, and the trial budget counts the records already there.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import frontend, tasks as task_mod
+from .errors import BadInput
+from .layout import DEFAULT_LAYOUT
+from .target import describe, target_cores, target_mcpu, target_name
+
+WORKLOADS = "database_workload.json"
+RECORDS = "database_tuning_record.json"
+META = "tune.json"
+FAILED_SECS = 1e9  # MetaSchedule stores failed candidates with run_secs 1e10
+
+
+def default_out(model_name: str, target) -> Path:
+    return Path("schedules") / model_name / target_name(target)
+
+
+# ------------------------------------------------------------------ database files
+def _clean_lines(path: Path) -> tuple[int, int]:
+    """Cut a torn trailing line and drop exact duplicates, in place (atomic rename).
+    Returns (lines kept, lines dropped)."""
+    if not path.exists():
+        return 0, 0
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    kept, seen, dropped = [], set(), 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except ValueError:
+            dropped += 1  # torn write: only the last line can be, but be safe
+            continue
+        if line in seen:
+            dropped += 1
+            continue
+        seen.add(line)
+        kept.append(line)
+    clean = b"".join(line + b"\n" for line in kept)
+    if clean != raw:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(clean)
+        os.replace(tmp, path)
+    return len(kept), dropped
+
+
+def repair(out: Path) -> int:
+    """Make the database loadable after a crash; returns how many lines were dropped."""
+    return _clean_lines(out / WORKLOADS)[1] + _clean_lines(out / RECORDS)[1]
+
+
+def open_database(out: Path):
+    import tvm.s_tir.meta_schedule as ms
+
+    out.mkdir(parents=True, exist_ok=True)
+    repair(out)
+    return ms.database.JSONDatabase(work_dir=str(out), module_equality="structural")
+
+
+def records_by_task(db, contexts) -> list[list]:
+    """All tuning records (failed ones included) of each task's workload."""
+    by_workload: dict[int, list] = {}
+    for rec in db.get_all_tuning_records():
+        by_workload.setdefault(rec.workload.__hash__(), []).append(rec)
+    out = []
+    for ctx in contexts:
+        if db.has_workload(ctx.mod):
+            wl = db.commit_workload(ctx.mod)  # returns the existing workload, writes nothing
+            out.append(by_workload.get(wl.__hash__(), []))
+        else:
+            out.append([])
+    return out
+
+
+def _mean_secs(rec) -> float:
+    secs = [float(s) for s in rec.run_secs] if rec.run_secs is not None else []
+    return sum(secs) / len(secs) if secs else float("inf")
+
+
+# ------------------------------------------------------------------ progress
+@dataclass
+class TaskProgress:
+    name: str
+    flops: float
+    count: int
+    trials: int = 0
+    best_secs: float = float("inf")
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / self.best_secs / 1e9 if self.best_secs < FAILED_SECS and self.flops else 0.0
+
+
+@dataclass
+class Progress:
+    """What the tune has done so far; fed by a MeasureCallback after every batch."""
+
+    tasks: list[TaskProgress]
+    budget: int
+    existing: int
+    started: float = field(default_factory=time.perf_counter)
+    new_trials: int = 0
+    listeners: list = field(default_factory=list)
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def eta(self) -> float | None:
+        remaining = max(0, self.budget - self.existing - self.new_trials)
+        if not self.new_trials:
+            return None
+        return remaining * self.elapsed / self.new_trials
+
+    def record(self, task_id: int, run_secs: list[float | None]) -> None:
+        task = self.tasks[task_id]
+        task.trials += len(run_secs)
+        self.new_trials += len(run_secs)
+        for secs in run_secs:
+            if secs is not None and secs < task.best_secs:
+                task.best_secs = secs
+        for listener in self.listeners:
+            listener(self)
+
+
+def _progress_callback(progress: Progress):
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+    @derived_object
+    class ProgressCallback(PyMeasureCallback):
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+            secs = []
+            for built, ran in zip(builder_results, runner_results):
+                if built.error_msg is None and ran.error_msg is None and ran.run_secs:
+                    values = [float(s) for s in ran.run_secs]
+                    secs.append(sum(values) / len(values))
+                else:
+                    secs.append(None)
+            progress.record(task_id, secs)
+
+    return ProgressCallback()
+
+
+# ------------------------------------------------------------------ runners
+@dataclass
+class RpcSpec:
+    host: str
+    port: int
+    key: str
+
+    @staticmethod
+    def parse(tracker: str, key: str | None) -> "RpcSpec":
+        host, _, port = tracker.rpartition(":")
+        if not host or not port.isdigit():
+            raise BadInput(f"--rpc-tracker {tracker!r}: expected HOST:PORT")
+        if not key:
+            raise BadInput("--rpc-key is required with --rpc-tracker")
+        return RpcSpec(host, int(port), key)
+
+
+def _evaluator():
+    from tvm.s_tir.meta_schedule.runner import EvaluatorConfig
+
+    # 3 runs of at least 50 ms each: stable enough on a noisy VM without dominating tune time
+    return EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False)
+
+
+def make_runner(rpc: RpcSpec | None):
+    from tvm.s_tir.meta_schedule.runner import LocalRunner, RPCConfig, RPCRunner
+
+    if rpc is None:
+        return LocalRunner(evaluator_config=_evaluator())
+    config = RPCConfig(tracker_host=rpc.host, tracker_port=rpc.port, tracker_key=rpc.key,
+                       session_priority=1, session_timeout_sec=120)
+    return RPCRunner(rpc_config=config, evaluator_config=_evaluator(), max_workers=1)
+
+
+def check_tracker(rpc: RpcSpec) -> None:
+    """Fail early, with one line, if the tracker or a server for the key is missing."""
+    import tvm.rpc
+    from .errors import EnvironmentProblem
+
+    try:
+        summary = tvm.rpc.connect_tracker(rpc.host, rpc.port).summary()
+    except Exception as e:  # noqa: BLE001
+        raise EnvironmentProblem(f"--rpc-tracker {rpc.host}:{rpc.port}: cannot reach the tracker ({e})") from None
+    keys = {q.get("key") for q in summary.get("queue_info", {}).values()} if isinstance(summary, dict) else set()
+    free = summary.get("queue_info", {}) if isinstance(summary, dict) else {}
+    if rpc.key not in free and rpc.key not in keys:
+        raise EnvironmentProblem(f"--rpc-key {rpc.key}: no server registered under this key at "
+                                 f"{rpc.host}:{rpc.port} (keys: {', '.join(sorted(free)) or 'none'})")
+
+
+# ------------------------------------------------------------------ tune
+@dataclass
+class TuneResult:
+    model: str
+    target: str
+    out: str
+    layout: str
+    trials_requested: int
+    trials_existing: int
+    trials_new: int
+    wall_s: float
+    tasks: list[dict]
+
+    def as_dict(self) -> dict:
+        est = sum(t["best_us"] * t["count"] for t in self.tasks if t["best_us"] is not None)
+        return {
+            "model": self.model, "target": self.target, "out": self.out, "layout": self.layout,
+            "trials_requested": self.trials_requested, "trials_existing": self.trials_existing,
+            "trials_new": self.trials_new, "trials_total": self.trials_existing + self.trials_new,
+            "wall_s": round(self.wall_s, 2),
+            "seconds_per_trial": round(self.wall_s / self.trials_new, 3) if self.trials_new else None,
+            "tasks_tuned": sum(1 for t in self.tasks if t["best_us"] is not None),
+            "estimated_latency_ms": round(est / 1e3, 4),
+            "tasks": self.tasks,
+        }
+
+
+def default_trials(graph) -> int:
+    """A budget that lets the search work on the tasks that hold the time: 64 per
+    compute-heavy task, 16 per data-movement task."""
+    heavy = sum(1 for t in graph.tasks if t.flops > 1e6)
+    return 64 * heavy + 16 * (len(graph.tasks) - heavy)
+
+
+def _per_iter(remaining: int, num_tasks: int, cap: int) -> int:
+    """MetaSchedule's gradient scheduler first gives every task one batch in turn, so a
+    batch must be small enough for the budget to reach every task."""
+    return max(4, min(cap, remaining // max(1, 2 * num_tasks)))
+
+
+def tune(model_path, *, target, trials: int | None = None, out: str | Path | None = None,
+         input_shapes=None, layout: str = DEFAULT_LAYOUT, rpc: RpcSpec | None = None,
+         trials_per_iter: int = 32, seed: int = 0, listeners=(), command: str | None = None) -> TuneResult:
+    """Tune every task of the model until the database holds `trials` records in all."""
+    import tvm.s_tir.meta_schedule as ms
+
+    from .builder import WarmBuilder
+
+    model, mod = frontend.import_model(model_path, input_shapes)
+    fused = task_mod.legalize_and_fuse(mod, target, layout)
+    graph = task_mod.extract(mod, target, layout)
+    out = Path(out) if out else default_out(model.name, target)
+    db = open_database(out)
+    _quiet_metaschedule()
+
+    extracted = ms.relax_integration.extract_tasks(fused, target)
+    log_dir = out / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+        extracted, str(log_dir), seed=seed)
+    flops = {t.name: t.flops for t in graph.tasks}
+    existing = records_by_task(db, contexts)
+    progress = Progress(
+        tasks=[TaskProgress(c.task_name, flops.get(c.task_name, 0.0), int(w), trials=len(r),
+                            best_secs=min((_mean_secs(x) for x in r), default=float("inf")))
+               for c, w, r in zip(contexts, weights, existing)],
+        budget=trials if trials is not None else default_trials(graph),
+        existing=sum(len(r) for r in existing),
+        listeners=list(listeners),
+    )
+    remaining = progress.budget - progress.existing
+    start = time.perf_counter()
+    if remaining > 0:
+        if rpc is not None:
+            check_tracker(rpc)
+        builder = WarmBuilder()
+        runner = make_runner(rpc)
+        try:
+            ms.tune_tasks(
+                tasks=contexts, task_weights=[float(w) for w in weights], work_dir=str(log_dir),
+                max_trials_global=remaining,
+                num_trials_per_iter=_per_iter(remaining, len(contexts), trials_per_iter),
+                builder=builder, runner=runner, database=db, cost_model="xgb",
+                measure_callbacks=ms.measure_callback.MeasureCallback.create("default")
+                + [_progress_callback(progress)],
+                task_scheduler="gradient",
+            )
+        finally:
+            builder.shutdown()
+    wall = time.perf_counter() - start
+
+    result = TuneResult(
+        model=model.name, target=describe(target), out=str(out), layout=layout,
+        trials_requested=progress.budget, trials_existing=progress.existing,
+        trials_new=progress.new_trials, wall_s=wall, tasks=_task_summary(db, contexts, weights, flops),
+    )
+    _write_meta(out, model, target, layout, result, command)
+    return result
+
+
+def _task_summary(db, contexts, weights, flops) -> list[dict]:
+    rows = []
+    for ctx, weight, recs in zip(contexts, weights, records_by_task(db, contexts)):
+        valid = [_mean_secs(r) for r in recs if _mean_secs(r) < FAILED_SECS]
+        best = min(valid) if valid else None
+        f = flops.get(ctx.task_name, 0.0)
+        rows.append({
+            "name": ctx.task_name, "count": int(weight), "trials": len(recs), "valid": len(valid),
+            "best_us": round(best * 1e6, 3) if best else None,
+            "gflops": round(f / best / 1e9, 2) if best and f else None,
+        })
+    return rows
+
+
+def _write_meta(out: Path, model, target, layout: str, result: TuneResult, command: str | None) -> None:
+    """How these schedules were made, next to them (appends one entry per run)."""
+    meta_path = out / META
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"runs": []}
+    meta.update({
+        "model": model.name, "model_sha256": model.sha256, "target": describe(target),
+        "mcpu": target_mcpu(target), "num_cores": target_cores(target), "layout": layout,
+        "trials_total": result.trials_existing + result.trials_new,
+    })
+    meta["runs"].append({
+        "command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "trials_new": result.trials_new, "wall_s": round(result.wall_s, 1),
+        "machine": machine_description(),
+    })
+    tmp = meta_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, meta_path)
+
+
+def machine_description() -> dict:
+    model_name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model_name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model_name or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def _quiet_metaschedule() -> None:
+    """MetaSchedule logs every batch to the console; mtcc shows its own progress and
+    leaves MetaSchedule's detail in the logs/ folder."""
+    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+
+
+def load_database(schedules: str | Path):
+    """A schedules folder's database, for compiling (raises BadInput if absent)."""
+    path = Path(schedules)
+    if not (path / WORKLOADS).exists() or not (path / RECORDS).exists():
+        raise BadInput(f"{path}: not a schedules folder (needs {WORKLOADS} and {RECORDS})")
+    return open_database(path)
+
+
+def layout_of(schedules: str | Path) -> str:
+    meta = Path(schedules) / META
+    if meta.exists():
+        return json.loads(meta.read_text()).get("layout", DEFAULT_LAYOUT)
+    return DEFAULT_LAYOUT
