@@ -1,0 +1,266 @@
+"""Stressors, probes and calibration: the effect is real, and nothing outlives its parent.
+
+Timings are only ever compared as ratios measured side by side in one test
+(alone, stressed, alone, stressed, ...), never against absolute numbers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from mtcc.errors import BadInput, EnvironmentProblem
+from mtcc.interference import (CacheStressor, ProbeProcess, SpinStressor, StreamStressor, calibrate,
+                               choose_levels, compare, load, make_stressor, save, stressor_for_level)
+from mtcc.interference import machine
+from mtcc.interference.probes import robust_time
+
+CORES = machine.cores()
+two_cores = pytest.mark.skipif(len(CORES) < 2, reason="needs 2 cores: probe and stressor apart")
+MiB = 1 << 20
+
+
+def gone(pids: list[int], timeout: float = 5.0) -> list[int]:
+    """Pids still running (zombies count as gone) after waiting up to `timeout`."""
+    end = time.time() + timeout
+    alive = list(pids)
+    while alive and time.time() < end:
+        still = []
+        for pid in alive:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    still.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        alive = still
+        if alive:
+            time.sleep(0.05)
+    return alive
+
+
+# --- the effect ---------------------------------------------------------------------
+
+def side_by_side(probe, stressor, spin, pairs: int) -> tuple[float, float, float]:
+    """Median over interleaved pairs of t(beside)/t(alone) for the stressor and the
+    control, and the wall time the stressor was resumed."""
+    stressed, control, resumed = [], [], 0.0
+    for _ in range(pairs):
+        for neighbour, ratios in ((stressor, stressed), (spin, control)):
+            alone = robust_time(probe.samples("memory", 0.06))
+            t0 = time.perf_counter()
+            neighbour.resume()
+            beside = robust_time(probe.samples("memory", 0.06))
+            neighbour.pause()
+            resumed += (time.perf_counter() - t0) if neighbour is stressor else 0.0
+            ratios.append(beside / alone)
+    return statistics.median(stressed), statistics.median(control), resumed
+
+
+@two_cores
+def test_stressor_slows_the_memory_probe():
+    """Strongest stressor found here (64-byte-stride writes over 4x the LLC) on core 1,
+    memory-bound probe on core 0, interleaved pairs.  A spin loop beside the probe is
+    the control: it shows how much of a ratio is vCPU time-sharing.
+
+    On this project's 2-vCPU VMs the effect comes and goes with the host (measured
+    1.0-1.7x within minutes).  The stressor itself must work: pinned to its core and
+    busy whenever resumed; that always fails loudly.  A machine that shows no slowdown
+    in two tries skips with the numbers, unless MTCC_REQUIRE_INTERFERENCE=1 (set it
+    where the LLC is known to be shared, e.g. a many-core server)."""
+    tries = []
+    with ProbeProcess(CORES[0], nice=-10) as probe, \
+            StreamStressor(cores=CORES[1:2], pattern="stride", nice=-10) as stressor, \
+            SpinStressor(cores=CORES[1:2], nice=-10) as spin:
+        worker = psutil.Process(stressor.pids[0])
+        assert worker.cpu_affinity() == CORES[1:2]
+        stressor.pause()
+        spin.pause()
+        for _ in range(2):
+            busy_before = sum(worker.cpu_times()[:2])
+            ratio, control_ratio, resumed = side_by_side(probe, stressor, spin, pairs=12)
+            busy = sum(worker.cpu_times()[:2]) - busy_before
+            print(f"stressor busy {busy:.2f} s of {resumed:.2f} s resumed")
+            # a loose bound: CPU-time accounting is coarse and SIGCONT takes a moment
+            assert busy > 0.3 * resumed, f"stressor ran {busy:.2f} s of {resumed:.2f} s resumed"
+            tries.append((ratio, control_ratio))
+            if ratio >= 1.05:
+                break
+    ratio, control_ratio = max(tries)
+    report = (f"memory probe slowdown beside the stressor {ratio:.3f}x, beside a spin loop "
+              f"{control_ratio:.3f}x (tries {[(round(a, 3), round(b, 3)) for a, b in tries]}; "
+              f"vcpu sharing {machine.vcpu_sharing(0.5).get('state')}, load {machine.load_average()})")
+    print(report)
+    if ratio < 1.05 and os.environ.get("MTCC_REQUIRE_INTERFERENCE") != "1":
+        pytest.skip(f"no usable interference on this machine right now: {report}")
+    assert ratio >= 1.05, report
+
+
+def test_probes_run_in_process():
+    from mtcc.interference import make_probe, time_probe
+
+    for name in ("memory", "compute"):
+        samples = time_probe(make_probe(name), seconds=0.01, min_repeats=3)
+        assert len(samples) >= 3 and all(s > 0 for s in samples)
+    with pytest.raises(ValueError):
+        make_probe("disk")
+
+
+# --- no orphans ---------------------------------------------------------------------
+
+CHILD = textwrap.dedent("""
+    import json, sys, time
+    sys.path.insert(0, {root!r})
+    from mtcc.interference import CacheStressor, StreamStressor
+    cores = {cores!r}
+    a = CacheStressor(4 << 20, cores=cores[-1:]).start()          # no `with`: atexit's job
+    b = StreamStressor(64 << 20, cores=cores, pattern="stride").start()
+    if {paused!r}:
+        a.pause(); b.pause()                                       # SIGSTOPped workers too
+    print(json.dumps(a.pids + b.pids), flush=True)
+    time.sleep(60)
+""")
+
+
+def spawn_parent(paused: bool = False) -> tuple[subprocess.Popen, list[int]]:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = CHILD.format(root=root, cores=CORES[:2], paused=paused)
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    pids = json.loads(parent.stdout.readline())
+    assert len(pids) == 1 + len(CORES[:2])
+    assert all(psutil.pid_exists(p) for p in pids)
+    return parent, pids
+
+
+@pytest.mark.parametrize("sig,paused", [(signal.SIGKILL, False), (signal.SIGKILL, True),
+                                        (signal.SIGINT, False), (signal.SIGTERM, False)],
+                         ids=["sigkill", "sigkill-paused", "sigint", "sigterm"])
+def test_no_orphans_when_the_parent_dies(sig, paused):
+    parent, pids = spawn_parent(paused)
+    time.sleep(0.2)
+    parent.send_signal(sig)
+    parent.wait(10)
+    assert gone(pids) == [], f"stressor workers outlived a parent killed by {sig.name}"
+
+
+def test_no_orphans_after_an_exception_in_with():
+    with pytest.raises(RuntimeError):
+        with CacheStressor(4 * MiB, cores=CORES[:1]) as s:
+            pids = s.pids
+            assert s.running
+            raise RuntimeError("boom")
+    assert not s.running
+    assert gone(pids, timeout=0.5) == []
+
+
+def test_stop_is_idempotent_and_restartable():
+    s = SpinStressor(cores=CORES[:1])
+    s.start()
+    first = s.pids
+    s.pause()
+    s.stop()           # a paused worker is resumed, then stopped
+    s.stop()
+    assert gone(first, timeout=0.5) == []
+    with s:
+        assert s.running and s.pids != first
+    assert not s.running
+
+
+# --- parameters ---------------------------------------------------------------------
+
+def test_stressor_parameters_and_round_trip():
+    s = StreamStressor(64 * MiB, cores=[0], pattern="stride", duty=0.5)
+    d = s.describe()
+    assert d["kind"] == "stream" and d["pattern"] == "stride" and d["working_set_bytes"] == 64 * MiB
+    assert make_stressor(d).describe() == d
+    assert CacheStressor().working_set_bytes >= machine.cache_bytes(2, 0)   # sized from caches
+    assert StreamStressor().working_set_bytes > machine.llc_bytes() or machine.llc_bytes() > 128 * MiB
+    with pytest.raises(BadInput):
+        CacheStressor(pattern="copy")
+    with pytest.raises(BadInput):
+        StreamStressor(duty=0)
+    with pytest.raises(BadInput):
+        CacheStressor(4 * MiB).start(cores=[max(CORES) + 100])
+    with pytest.raises(BadInput):
+        make_stressor({"kind": "disk"})
+
+
+def test_machine_facts_are_read_or_absent():
+    assert machine.cores() == CORES
+    assert machine.llc_bytes() > 0
+    counters = machine.hardware_counters()
+    assert counters["proxy"] in ("software", "counters")
+
+
+# --- levels, files, comparison ------------------------------------------------------
+
+def setting(mem, comp=1.0, iqr=None):
+    iqr = iqr or [mem - 0.02, mem + 0.02]
+    return {"stressor": {"kind": "stream", "pattern": "stride", "working_set_bytes": 64 * MiB,
+                         "cores": [1]},
+            "memory_slowdown": mem, "compute_slowdown": comp, "memory_slowdown_iqr": iqr}
+
+
+def test_levels_span_the_measured_range():
+    measured = {"control-spin": setting(1.0), "a": setting(1.02), "b": setting(1.12),
+                "c": setting(1.25), "d": setting(1.4)}
+    r = choose_levels(measured, ["concurrent", "concurrent"])
+    assert r["usable"] and list(r["levels"]) == ["none", "low", "mid", "high"]
+    assert [r["levels"][lv]["setting"] for lv in ("low", "mid", "high")] == ["b", "c", "d"]
+
+
+def test_no_usable_interference_is_said_plainly():
+    r = choose_levels({"control-spin": setting(1.0), "a": setting(1.02)}, ["concurrent"])
+    assert not r["usable"] and list(r["levels"]) == ["none"]
+    assert "no usable interference on this machine" in r["verdict"]
+    # time-shared vCPUs: everything ~2x, the memory-free control too -> not interference
+    shared = {"control-spin": setting(1.9, 1.9), "a": setting(1.92, 1.9)}
+    r = choose_levels(shared, ["time-shared"])
+    assert not r["usable"] and r["time_sharing_suspected"] and "time-sharing" in r["verdict"]
+
+
+def test_save_load_compare(tmp_path):
+    levels = choose_levels({"control-spin": setting(1.0), "b": setting(1.1), "d": setting(1.3)},
+                           ["concurrent"])
+    cal = {"format": "mtcc-calibration/1", "usable": True, **levels}
+    save(cal, tmp_path / "cal.json")
+    again = load(tmp_path / "cal.json")
+    assert compare(cal, again)["within_tolerance"]
+    shifted = json.loads(json.dumps(cal))
+    shifted["levels"]["high"]["memory_slowdown"] += 0.2
+    assert compare(cal, shifted, tolerance=0.25)["within_tolerance"]
+    result = compare(cal, shifted, tolerance=0.1)
+    assert not result["within_tolerance"] and "high" in result["reasons"][0]
+    assert stressor_for_level(again, "none") is None
+    assert stressor_for_level(again, "high", cores=[0]).cores == [0]
+    with pytest.raises(BadInput):
+        stressor_for_level(again, "extreme")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(BadInput):
+        load(tmp_path / "bad.json")
+    with pytest.raises(BadInput):
+        load(tmp_path / "missing.json")
+
+
+@two_cores
+def test_calibrate_smoke(tmp_path, capsys):
+    cal = calibrate(cores=CORES[:2], seconds_budget=10, out=tmp_path / "cal.json")
+    assert capsys.readouterr().out == ""           # progress goes to stderr only
+    assert load(tmp_path / "cal.json")["levels"]["none"]["memory_slowdown"] == 1.0
+    for key in ("machine", "hardware_counters", "vcpu_sharing", "settings", "verdict", "usable"):
+        assert key in cal
+    assert set(cal["vcpu_sharing"]) == {"before", "after"}
+    assert all("memory_slowdown" in s and "compute_slowdown" in s for s in cal["settings"].values())
+
+
+def test_calibrate_needs_two_cores():
+    with pytest.raises(EnvironmentProblem):
+        calibrate(cores=CORES[:1])
