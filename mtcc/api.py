@@ -42,4 +42,25 @@ def inspect(path: str | Path, input_shapes=None, target=None) -> dict:
     }
 
 
-__all__ = ["inspect", "make_target"]
+def compile(model, schedules=None, target=None, input_shapes=None, layout=None):  # noqa: A001 - mirrors tvm.compile
+    """Compile an ONNX model with the best record of every task from a schedules folder
+    (None: TVM's default schedules).  The target defaults to the one the schedules were
+    tuned for (read from their tune.json), else x86-64-v4 on this machine's cores.
+    Returns a build.Compiled; `.session().run(*arrays)` runs it."""
+    from . import build, tuning
+    from .target import PORTABLE_MCPU
+
+    model_info, mod = frontend.import_model(model, input_shapes)
+    database = tuning.load_database(schedules) if schedules is not None else None
+    if target is None:
+        meta = tuning.read_meta(schedules) if schedules is not None else {}
+        target = make_target(meta.get("mcpu", PORTABLE_MCPU))
+    elif isinstance(target, str):
+        target = parse_target(target)
+    chosen_layout = layout or (tuning.layout_of(schedules) if schedules is not None else tasks.DEFAULT_LAYOUT)
+    compiled = build.compile_module(mod, target, database, chosen_layout)
+    compiled.model = model_info
+    return compiled
+
+
+__all__ = ["inspect", "compile", "make_target"]

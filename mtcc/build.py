@@ -20,6 +20,7 @@ class Compiled:
     executable: object
     target: object
     seconds: float
+    model: object = None  # frontend.Model when compiled from ONNX
 
     def session(self):
         return Session(self)

@@ -370,8 +370,10 @@ def load_database(schedules: str | Path):
     return open_database(path)
 
 
-def layout_of(schedules: str | Path) -> str:
+def read_meta(schedules: str | Path) -> dict:
     meta = Path(schedules) / META
-    if meta.exists():
-        return json.loads(meta.read_text()).get("layout", DEFAULT_LAYOUT)
-    return DEFAULT_LAYOUT
+    return json.loads(meta.read_text()) if meta.exists() else {}
+
+
+def layout_of(schedules: str | Path) -> str:
+    return read_meta(schedules).get("layout", DEFAULT_LAYOUT)
