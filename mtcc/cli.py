@@ -232,6 +232,118 @@ def _print_tune_table(console, s: dict) -> None:
     console.print(f"schedules: {s['out']}")
 
 
+# ---------------------------------------------------------------- calibrate
+@command(
+    "calibrate",
+    epilog="""\b
+Examples:
+  mtcc calibrate                                   # writes schedules/calibration/<cpu>.json
+  mtcc calibrate --out cal.json --seconds 90 --json
+""",
+)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Calibration file to write (default schedules/calibration/<cpu>.json).")
+@click.option("--seconds", type=click.FloatRange(min=10), default=60.0, show_default=True,
+              help="Time budget for the measurements.")
+@click.option("--cores", default=None, metavar="LIST",
+              help="Cores to use, probe on the first, stressors on the rest (default: all, e.g. 0,1).")
+def calibrate_cmd(out, seconds, cores, as_json):
+    """Measure interference levels on this machine: a fixed probe alone and beside each stressor."""
+    from .interference import calibrate
+    from .interference.machine import cpu_slug
+
+    core_list = None
+    if cores:
+        try:
+            core_list = [int(c) for c in cores.split(",")]
+        except ValueError:
+            raise BadInput(f"--cores {cores!r}: expected a comma-separated list such as 0,1") from None
+    dest = out or Path("schedules") / "calibration" / f"{cpu_slug()}.json"
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    cal = calibrate(cores=core_list, seconds_budget=seconds, out=dest)
+    cal["path"] = str(dest)
+    if not as_json:
+        _print_calibration(cal)
+    return cal
+
+
+def _print_calibration(cal: dict) -> None:
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title=f"interference levels on {cal['machine'].get('cpu_model', '?')}")
+    for col in ("level", "stressor", "memory probe slowdown", "compute probe slowdown"):
+        table.add_column(col)
+    for name, level in cal["levels"].items():
+        st = level.get("stressor") or {}
+        what = f"{st.get('kind')} {st.get('pattern')} {st.get('working_set_mib')} MiB" if st else "-"
+        table.add_row(name, what, f"{level['memory_slowdown']:.2f}x", f"{level['compute_slowdown']:.2f}x")
+    console.print(table)
+    console.print(cal["verdict"])
+    console.print(f"written to {cal['path']}")
+
+
+# ---------------------------------------------------------------- bench
+@command(
+    "bench",
+    epilog="""\b
+Examples:
+  mtcc bench --single examples/models/squeezenet.onnx      # uses schedules/squeezenet/llvm-x86-64-v4
+  mtcc bench --single a.onnx b.onnx --schedules sa/ --schedules sb/ --threads 1 --json
+""",
+)
+@click.argument("models", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--single", is_flag=True, help="Isolated latency per model, system and thread count.")
+@click.option("--schedules", "schedules", multiple=True, type=click.Path(path_type=Path),
+              help="Schedules folder per model, in order (default schedules/<model>/llvm-x86-64-v4 if present).")
+@click.option("--threads", "threads", multiple=True, type=click.IntRange(min=1),
+              help="Thread counts to measure (repeatable; default 1 and 2).")
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option("--baseline", "baselines", multiple=True, type=click.Choice(["onnxruntime", "openvino"]),
+              help="Baselines besides mtcc (default: both; OpenVINO in f32 and in its default precision).")
+def bench_cmd(models, single, schedules, threads, repeats, warmup, baselines, as_json):
+    """Benchmark mtcc against ONNX Runtime and OpenVINO (ratios measured side by side)."""
+    from .bench.single import bench_single
+
+    if not single:
+        raise BadInput("only `mtcc bench --single` exists so far; the multi-tenant QoS benchmark is not built yet")
+    if not models:
+        raise BadInput("give at least one MODEL.onnx")
+    if schedules and len(schedules) != len(models):
+        raise BadInput(f"--schedules given {len(schedules)} times for {len(models)} models: give one per model")
+    items = []
+    for k, m in enumerate(models):
+        sched = schedules[k] if schedules else Path("schedules") / Path(m).stem / "llvm-x86-64-v4"
+        items.append({"model": m, "schedules": sched if Path(sched).exists() else None})
+    systems = ["mtcc", "onnxruntime"]
+    if not baselines or "openvino" in baselines:
+        systems += ["openvino", "openvino-default"]
+    console = _console()
+    report = bench_single(items, threads=threads or (1, 2), repeats=repeats, warmup=warmup, systems=systems,
+                          progress=console.print)
+    if not as_json:
+        _print_single(console, report)
+    return report
+
+
+def _print_single(console, report: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title="isolated latency (median of interleaved runs)")
+    for col in ("model", "threads", "system", "p50 ms", "p99 ms", "x ONNX Runtime", "max |err|"):
+        table.add_column(col, justify="left" if col in ("model", "system") else "right")
+    for r in report["results"]:
+        if "skipped" in r:
+            table.add_row(r["model"], str(r["threads"]), r["system"], "-", "-", "-", r["skipped"][:40])
+            continue
+        table.add_row(r["model"], str(r["threads"]), r["system"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                      f"{r.get('ratio_to_onnxruntime', float('nan')):.2f}", f"{r['max_abs_err_vs_onnxruntime']:.1e}")
+    console.print(table)
+    console.print(f"vCPUs before: {report['machine']['vcpu_sharing_before']}; "
+                  f"after: {report['machine']['vcpu_sharing_after']}")
+
+
 def _shape(s) -> str:
     return "x".join(str(d) for d in s)
 

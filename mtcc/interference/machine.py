@@ -92,3 +92,11 @@ def vcpu_sharing(seconds: float = 1.0) -> dict:
 def load_average() -> list[float]:
     """Other work on the machine adds noise to every ratio: record how much there was."""
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def cpu_slug() -> str:
+    """A file-name-friendly name of this CPU, e.g. "amd-epyc" (per-machine calibration files)."""
+    import re
+
+    name = (cpu_model() or "unknown-cpu").lower()
+    return re.sub(r"[^a-z0-9]+", "-", name).strip("-")[:60] or "unknown-cpu"

@@ -1,0 +1,163 @@
+"""`mtcc bench --single`: isolated latency of tuned models against ONNX Runtime and
+OpenVINO, on the same input, same cores, interleaved in one run.
+
+One worker process per thread count, pinned to the first N cores, runs every system
+in turn (mtcc, ORT, OpenVINO, mtcc, ORT, ...) so drift of a shared VM hits all of
+them alike; warm-up first, then the median of `repeats` runs per system.  The mtcc
+library is compiled once here and loaded by each worker (TVM reads its thread count
+when its pool starts, so a fresh process per thread count is the honest way).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BadInput, MtccError
+
+SYSTEMS = ("mtcc", "onnxruntime", "openvino", "openvino-default")
+
+
+def _percentiles(times_s: list[float]) -> dict:
+    ms = np.asarray(times_s) * 1e3
+    return {"p50_ms": round(float(np.median(ms)), 4), "p90_ms": round(float(np.percentile(ms, 90)), 4),
+            "p99_ms": round(float(np.percentile(ms, 99)), 4), "mean_ms": round(float(ms.mean()), 4),
+            "min_ms": round(float(ms.min()), 4), "runs": int(ms.size)}
+
+
+def _worker(spec: dict) -> dict:
+    """Runs in a fresh process: TVM_NUM_THREADS and affinity are already set."""
+    import tvm
+    from tvm import relax
+
+    from .. import frontend
+    from ..baselines import OnnxRuntime, OpenVino, random_inputs
+
+    threads = spec["threads"]
+    out = []
+    for item in spec["models"]:
+        model = frontend.load(item["model"], item.get("input_shapes"))
+        feeds = random_inputs(model, seed=0)
+        args = [feeds[i.name] for i in model.inputs]
+        runners = {}
+        vm = relax.VirtualMachine(tvm.runtime.load_module(item["library"]), tvm.cpu())
+        dev_args = [tvm.runtime.tensor(a, tvm.cpu()) for a in args]
+
+        runners["mtcc"] = lambda vm=vm, dev_args=dev_args: vm["main"](*dev_args)
+        ort = OnnxRuntime(model, threads)
+        runners["onnxruntime"] = lambda ort=ort, feeds=feeds: ort.run(feeds)
+        errors = {}
+        for name, precision in (("openvino", "f32"), ("openvino-default", None)):
+            if name not in spec["systems"]:
+                continue
+            try:
+                ov = OpenVino(model, threads, precision=precision)
+                runners[name] = lambda ov=ov, feeds=feeds: ov.run(feeds)
+            except MtccError as e:
+                errors[name] = str(e)
+        runners = {k: v for k, v in runners.items() if k in spec["systems"]}
+
+        # numerics on the benchmark input, against ONNX Runtime
+        reference = ort.run(feeds)
+        max_err = {}
+        for name, fn in runners.items():
+            values = [np.asarray(g.numpy() if hasattr(g, "numpy") else g) for g in _flatten(fn())]
+            max_err[name] = float(max(np.abs(v - r).max() for v, r in zip(values, reference)))
+
+        for _ in range(spec["warmup"]):
+            for fn in runners.values():
+                fn()
+        times = {name: [] for name in runners}
+        for _ in range(spec["repeats"]):
+            for name, fn in runners.items():  # interleaved: drift hits every system alike
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        for name, samples in times.items():
+            out.append({"system": name, "policy": None, "model": model.name, "threads": threads,
+                        **_percentiles(samples), "max_abs_err_vs_onnxruntime": max_err[name]})
+        for name, why in errors.items():
+            out.append({"system": name, "model": model.name, "threads": threads, "skipped": why})
+    return {"results": out}
+
+
+def _flatten(value):
+    if isinstance(value, (list, tuple)):
+        items = []
+        for v in value:
+            items.extend(_flatten(v))
+        return items
+    if type(value).__name__ in ("Array", "List", "Tuple"):
+        return _flatten(list(value))
+    return [value]
+
+
+def _vcpu_state() -> str:
+    tool = Path(__file__).resolve().parents[3] / "shared" / "tools" / "vcpu-sharing"
+    if not tool.exists():
+        return "unknown (../shared/tools/vcpu-sharing not found)"
+    proc = subprocess.run([sys.executable, str(tool), "--seconds", "1"], capture_output=True, text=True)
+    return proc.stdout.strip() or proc.stderr.strip()
+
+
+def bench_single(models: list[dict], threads=(1, 2), repeats: int = 20, warmup: int = 3,
+                 systems=SYSTEMS, progress=print) -> dict:
+    """models: [{"model": path, "schedules": dir or None, "input_shapes": [...]}]."""
+    from .. import api
+    from ..tuning import machine_description
+
+    if repeats < 1:
+        raise BadInput("--repeats must be at least 1")
+    cores = sorted(os.sched_getaffinity(0))
+    threads = [t for t in threads if t <= len(cores)] or [1]
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="mtcc-bench-") as tmp:
+        items = []
+        for k, m in enumerate(models):
+            progress(f"compiling {m['model']} with {m.get('schedules') or 'default schedules'}")
+            compiled = api.compile(m["model"], m.get("schedules"), input_shapes=m.get("input_shapes"))
+            lib = os.path.join(tmp, f"model{k}.so")
+            compiled.executable.export_library(lib)
+            items.append({"model": str(m["model"]), "library": lib, "input_shapes": m.get("input_shapes"),
+                          "schedules": str(m["schedules"]) if m.get("schedules") else None})
+        before = _vcpu_state()
+        results = []
+        for n in threads:
+            progress(f"measuring on {n} thread(s), cores {cores[:n]}: warm-up {warmup}, {repeats} interleaved runs")
+            spec = {"threads": n, "models": items, "repeats": repeats, "warmup": warmup, "systems": list(systems)}
+            env = dict(os.environ, TVM_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n))
+            proc = subprocess.run(
+                ["taskset", "-c", ",".join(map(str, cores[:n])), sys.executable, "-m", "mtcc.bench.single",
+                 "--worker", json.dumps(spec)], capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                raise MtccError(f"benchmark worker failed on {n} thread(s): "
+                                f"{(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+            results.extend(json.loads(proc.stdout.strip().splitlines()[-1])["results"])
+        after = _vcpu_state()
+
+    ort = {(r["model"], r["threads"]): r["p50_ms"] for r in results if r["system"] == "onnxruntime"}
+    for r in results:
+        base = ort.get((r["model"], r["threads"]))
+        if "p50_ms" in r and base:
+            r["ratio_to_onnxruntime"] = round(r["p50_ms"] / base, 3)
+    summary = {f"{r['model']}@{r['threads']}t": r["ratio_to_onnxruntime"]
+               for r in results if r["system"] == "mtcc" and "ratio_to_onnxruntime" in r}
+    return {
+        "machine": {**machine_description(), "vcpu_sharing_before": before, "vcpu_sharing_after": after},
+        "config": {"mode": "single", "threads": list(threads), "repeats": repeats, "warmup": warmup,
+                   "systems": list(systems), "models": [{k: i[k] for k in ("model", "schedules")} for i in items],
+                   "seconds": round(time.time() - started, 1)},
+        "results": results,
+        "summary": {"mtcc_ratio_to_onnxruntime": summary},
+    }
+
+
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--worker":
+    result = _worker(json.loads(sys.argv[2]))
+    sys.stdout.write(json.dumps(result) + "\n")
