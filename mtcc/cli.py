@@ -117,13 +117,36 @@ Examples:
 @click.option("--target", default="x86-64-v4", show_default=True,
               help="LLVM CPU the tasks are extracted for (mcpu name, 'host', or a JSON target).")
 def inspect_cmd(path: Path, input_shapes, target, as_json: bool):
-    """Show what mtcc will tune in an ONNX model: its tasks, FLOPs and counts."""
+    """Show what mtcc will tune in an ONNX model (tasks, FLOPs, counts), or what a
+    schedules folder holds."""
     from . import api
 
+    if path.is_dir():
+        from .tuning import describe_schedules
+
+        info = describe_schedules(path)
+        if not as_json:
+            _print_schedules(info)
+        return info
     info = api.inspect(path, input_shapes=list(input_shapes), target=target)
     if not as_json:
         _print_model_table(info)
     return info
+
+
+def _print_schedules(info: dict) -> None:
+    console = _console()
+    console.print(f"[bold]{info['schedules']}[/]: {info['model']} for {info['target']} ({info['layout']}), "
+                  f"{info['records']} records ({info['valid_records']} valid), estimated "
+                  f"{info['estimated_latency_ms']} ms")
+    for run in info["runs"]:
+        console.print(f"  {run['date']}: {run['trials_new']} trials in {run['wall_s']} s on "
+                      f"{run['machine'].get('cpu')} ({run['machine'].get('cores')} cores): {run['command']}")
+    if info["tasks"]:
+        _print_tune_table(console, {"model": info["model"], "target": info["target"], "layout": info["layout"],
+                                    "trials_total": info["records"], "trials_new": 0, "wall_s": 0,
+                                    "estimated_latency_ms": info["estimated_latency_ms"] or 0,
+                                    "tasks": info["tasks"], "out": info["schedules"]})
 
 
 # ---------------------------------------------------------------- tune

@@ -195,20 +195,34 @@ def make_runner(rpc: RpcSpec | None):
     return RPCRunner(rpc_config=config, evaluator_config=_evaluator(), max_workers=1)
 
 
-def check_tracker(rpc: RpcSpec) -> None:
-    """Fail early, with one line, if the tracker or a server for the key is missing."""
+def check_tracker(rpc: RpcSpec, timeout: float = 5.0) -> None:
+    """Fail early, with one line, if the tracker or a server for the key is missing.
+
+    TVM 0.27's tracker summary is {"queue_info": {key: {"free", "pending"}},
+    "server_info": [{"key": "server:<key>", "addr": ...}]}.  A queue entry alone proves
+    nothing (a client's request for a key creates one), so a key counts only when a
+    server registered under it or its queue has a free slot."""
+    import socket
+
     import tvm.rpc
     from .errors import EnvironmentProblem
 
+    where = f"--rpc-tracker {rpc.host}:{rpc.port}"
     try:
+        # TVM's client retries a refused connection for 60 s; probe once first.
+        socket.create_connection((rpc.host, rpc.port), timeout=timeout).close()
         summary = tvm.rpc.connect_tracker(rpc.host, rpc.port).summary()
     except Exception as e:  # noqa: BLE001
-        raise EnvironmentProblem(f"--rpc-tracker {rpc.host}:{rpc.port}: cannot reach the tracker ({e})") from None
-    keys = {q.get("key") for q in summary.get("queue_info", {}).values()} if isinstance(summary, dict) else set()
-    free = summary.get("queue_info", {}) if isinstance(summary, dict) else {}
-    if rpc.key not in free and rpc.key not in keys:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise EnvironmentProblem(f"{where}: cannot reach the tracker ({reason})") from None
+    summary = summary if isinstance(summary, dict) else {}
+    servers = {str(s.get("key", "")).removeprefix("server:") for s in summary.get("server_info", [])
+               if isinstance(s, dict)}
+    free = {k for k, q in summary.get("queue_info", {}).items() if isinstance(q, dict) and q.get("free", 0) > 0}
+    keys = servers | free
+    if rpc.key not in keys:
         raise EnvironmentProblem(f"--rpc-key {rpc.key}: no server registered under this key at "
-                                 f"{rpc.host}:{rpc.port} (keys: {', '.join(sorted(free)) or 'none'})")
+                                 f"{rpc.host}:{rpc.port} (keys: {', '.join(sorted(keys)) or 'none'})")
 
 
 # ------------------------------------------------------------------ tune
@@ -333,6 +347,8 @@ def _write_meta(out: Path, model, target, layout: str, result: TuneResult, comma
         "model": model.name, "model_sha256": model.sha256, "target": describe(target),
         "mcpu": target_mcpu(target), "num_cores": target_cores(target), "layout": layout,
         "trials_total": result.trials_existing + result.trials_new,
+        "estimated_latency_ms": result.as_dict()["estimated_latency_ms"],
+        "tasks": result.tasks,
     })
     meta["runs"].append({
         "command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -368,6 +384,26 @@ def load_database(schedules: str | Path):
     if not (path / WORKLOADS).exists() or not (path / RECORDS).exists():
         raise BadInput(f"{path}: not a schedules folder (needs {WORKLOADS} and {RECORDS})")
     return open_database(path)
+
+
+def describe_schedules(schedules: str | Path) -> dict:
+    """What a schedules folder holds (for `mtcc inspect DIR`): how it was made and the
+    best record per task, from tune.json and the database itself."""
+    path = Path(schedules)
+    db = load_database(path)
+    meta = read_meta(path)
+    records = db.get_all_tuning_records()
+    return {
+        "schedules": str(path),
+        "model": meta.get("model"),
+        "target": meta.get("target"),
+        "layout": meta.get("layout"),
+        "records": len(records),
+        "valid_records": sum(1 for r in records if _mean_secs(r) < FAILED_SECS),
+        "estimated_latency_ms": meta.get("estimated_latency_ms"),
+        "tasks": meta.get("tasks", []),
+        "runs": meta.get("runs", []),
+    }
 
 
 def read_meta(schedules: str | Path) -> dict:
