@@ -1,0 +1,230 @@
+"""The call plan reproduces the Relax VM: same PrimFuncs, same order, same memory plan,
+so the outputs are bit-for-bit the VM's; blocks of calls, variants in one library and
+the JSON/npz round trip keep them so."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import MODELS_DIR
+from mtcc import baselines, build, frontend, tasks
+from mtcc import plan as P
+from mtcc.target import make_target
+from onnx_factory import save, tiny_conv
+
+TARGET_MCPU, CORES = "x86-64-v4", 2
+
+
+def blocked_conv() -> onnx.ModelProto:
+    """16 -> 32 -> 32 channels: NCHW16c convolutions, pools, layout transforms at the
+    edges and a Flatten (a reshape the VM runs as a view)."""
+    rng = np.random.default_rng(3)
+    w1 = numpy_helper.from_array(rng.normal(0, 0.2, (32, 16, 3, 3)).astype(np.float32), "w1")
+    b1 = numpy_helper.from_array(rng.normal(0, 0.1, (32,)).astype(np.float32), "b1")
+    w2 = numpy_helper.from_array(rng.normal(0, 0.2, (32, 32, 1, 1)).astype(np.float32), "w2")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 12, 12])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Conv", ["p1", "w2"], ["c2"]),
+             helper.make_node("GlobalAveragePool", ["c2"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["y"])]
+    graph = helper.make_graph(nodes, "blocked", [x], [y], initializer=[w1, b1, w2])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+class Built:
+    """One model: its VM session and its plan executor over the same lowering."""
+
+    def __init__(self, path):
+        self.target = make_target(TARGET_MCPU, CORES)
+        self.model, self.mod = frontend.import_model(path)
+        self.fused = tasks.legalize_and_fuse(self.mod, self.target)
+        self.plan, self.prim_funcs = P.make_plan(self.fused)
+        self.lib = P.build_library(self.prim_funcs, self.target)
+        self.compiled = build.compile_module(self.mod, self.target)
+        feeds = baselines.random_inputs(self.model, 0)
+        self.inputs = [feeds[i.name] for i in self.model.inputs]
+        self.want = self.compiled.session().run(*self.inputs)
+
+    def executor(self, lib=None, plan=None):
+        return P.PlanExecutor(lib or self.lib, plan or self.plan)
+
+
+_CACHE: dict[str, Built] = {}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    def get(name: str) -> Built:
+        if name not in _CACHE:
+            if name == "tiny_conv":
+                path = save(tiny_conv(), tmp_path_factory.mktemp("m") / "tiny_conv.onnx")
+            elif name == "blocked_conv":
+                path = save(blocked_conv(), tmp_path_factory.mktemp("m") / "blocked_conv.onnx")
+            else:
+                path = MODELS_DIR / f"{name}.onnx"
+            _CACHE[name] = Built(path)
+        return _CACHE[name]
+
+    return get
+
+
+def _assert_same(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        # Same PrimFuncs, same order: bitwise in practice; 1e-6 relative is the contract.
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6 * float(np.abs(w).max() or 1.0))
+
+
+@pytest.mark.parametrize("name", ["tiny_conv", "blocked_conv", "transformer", "squeezenet"])
+def test_plan_matches_vm(built, name):
+    b = built(name)
+    ex = b.executor()
+    _assert_same(ex.run(*b.inputs), b.want)
+    _assert_same(ex.run(*b.inputs), b.want)  # buffers are reused across runs
+    assert all(np.array_equal(g, w) for g, w in zip(ex.run(*b.inputs), b.want)), "not bitwise"
+    # The VM's bytecode calls exactly these functions in this order (tvm.compile does
+    # not fuse further or drop any), so per-call timings of the plan are the VM's.
+    vm_calls = [line.split()[1] for line in b.compiled.executable.as_text().splitlines()
+                if line.strip().startswith("call ") and not line.split()[1].startswith("vm.")]
+    assert vm_calls == [c.function for c in b.plan.calls]
+
+
+def test_plan_structure(built):
+    b = built("blocked_conv")
+    plan = b.plan
+    kinds = {s.kind for s in plan.slots}
+    assert {"input", "const", "storage", "own", "view"} <= kinds  # the Flatten is a view
+    for c in plan.calls:
+        assert c.outputs and all(plan.slots[o].kind in ("storage", "own") for o in c.outputs)
+    # Every call's function is in the library, every task has its functions.
+    assert set(plan.tasks) == {c.task for c in plan.calls}
+    assert {c.function for c in plan.calls} == {gv.name_hint for gv in b.prim_funcs.functions}
+    # Task names agree with MetaSchedule's task extraction (the tuning database's names).
+    graph = tasks.extract(b.mod, b.target)
+    named = {c.function: c.task for c in graph.calls}
+    assert all(named[c.function] == c.task for c in plan.calls)
+    mem = plan.memory()
+    assert mem["planned"] <= mem["naive"]
+
+
+def test_run_range_in_blocks(built):
+    b = built("transformer")
+    ex = b.executor()
+    n = len(ex)
+    ex.set_inputs(*b.inputs)
+    cuts = [0, 5, 6, n // 2, n - 1, n]
+    for start, end in zip(cuts, cuts[1:]):
+        ex.run_range(start, end)
+    _assert_same(ex.get_outputs(), b.want)
+
+
+def _parallel_variant(func, name):
+    """The same matmul scheduled differently: rows in parallel, the reduction moved
+    outside the columns (each output still sums over k in the same order)."""
+    from tvm import s_tir
+
+    sch = s_tir.Schedule(func)
+    i0, i1, i2, k = sch.get_loops(sch.get_sblock("matmul"))
+    sch.reorder(i1, k, i2)
+    sch.parallel(i1)
+    return sch.mod["main"].with_attr("global_symbol", name)
+
+
+def test_variants_in_one_library(built):
+    """Two extra variants of one task in the same library -- a renamed copy and a
+    differently scheduled copy -- chosen per task at run time, same outputs."""
+    import tvm
+
+    b = built("transformer")
+    task = "matmul"  # the Q/K/V/output projections: 4 calls per layer
+    fn = b.plan.tasks[task][0]
+    funcs = dict(b.prim_funcs.functions_items())
+    base = b.prim_funcs[fn]
+    funcs[tvm.ir.GlobalVar(f"{task}__v1")] = base.with_attr("global_symbol", f"{task}__v1")
+    funcs[tvm.ir.GlobalVar(f"{task}__v2")] = _parallel_variant(base, f"{task}__v2")
+    lib = P.build_library(tvm.IRModule(funcs), b.target)
+
+    ex = b.executor(lib=lib)
+    n_task = sum(c.task == task for c in b.plan.calls)
+    assert n_task >= 2
+    for variant in ("__v1", "__v2"):
+        ex.select({task: task + variant})
+        assert sum(ch == task + variant for ch in ex.choice) == n_task
+        _assert_same(ex.run(*b.inputs), b.want)
+    # Per block: only the first half of the calls switch.
+    ex.reset_choice()
+    ex.select({task: f"{task}__v2"}, 0, len(ex) // 2)
+    assert 0 < sum(ch == f"{task}__v2" for ch in ex.choice) < n_task
+    _assert_same(ex.run(*b.inputs), b.want)
+    with pytest.raises(Exception):
+        ex.select({task: "no_such_function"})
+
+
+def test_plan_round_trip(built, tmp_path):
+    b = built("blocked_conv")
+    b.plan.save(tmp_path)
+    doc = json.loads((tmp_path / "plan.json").read_text())
+    assert doc["format"] == P.FORMAT and len(doc["calls"]) == len(b.plan.calls)
+    with np.load(tmp_path / "weights.npz", allow_pickle=False) as z:  # plain arrays, no pickle
+        assert set(z.files) == set(b.plan.weights)
+    loaded = P.Plan.load(tmp_path)
+    assert loaded.to_json() == b.plan.to_json()
+    _assert_same(b.executor(plan=loaded).run(*b.inputs), b.want)
+    with pytest.raises(ValueError, match="format"):
+        P.Plan.from_dict({**doc, "format": "mtcc-plan/999"})
+
+
+def test_bad_inputs_and_unsupported_main(built):
+    from tvm import relax
+
+    b = built("tiny_conv")
+    ex = b.executor()
+    with pytest.raises(ValueError, match="inputs expected"):
+        ex.run()
+    with pytest.raises(ValueError, match="must be"):
+        ex.run(np.zeros((1, 3, 8, 8), np.float32))
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((4,), "float32"))
+    with bb.function("main", [x]):
+        y = bb.emit(relax.call_dps_packed("my_packed", [x], relax.TensorType((4,), "float32")))
+        bb.emit_func_output(y)
+    with pytest.raises(ValueError, match="call plan: unsupported"):
+        P.make_plan(bb.get())
+
+
+def test_overhead_vs_vm(built, capsys):
+    """Printed, not asserted: the Python call loop against the VM on the same kernels."""
+    import tvm
+
+    b = built("transformer")
+    ex = b.executor()
+    vm_main = b.compiled.session().vm["main"]
+    args = [tvm.runtime.tensor(a) for a in b.inputs]
+    ex.set_inputs(*b.inputs)
+
+    def best(fn, n=5):
+        fn()
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        return min(ts)
+
+    t_vm = best(lambda: vm_main(*args))
+    t_plan = best(lambda: ex.run_range(0, len(ex)))
+    with capsys.disabled():
+        print(f"\n[plan] transformer: VM {t_vm * 1e3:.2f} ms, plan {t_plan * 1e3:.2f} ms, "
+              f"ratio {t_plan / t_vm:.3f}, {len(ex)} calls")
