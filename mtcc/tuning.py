@@ -296,6 +296,10 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
         listeners=list(listeners),
     )
     remaining = progress.budget - progress.existing
+    # TVM sizes its pool once per process, from TVM_NUM_THREADS (else half the logical
+    # CPUs on x86): the measuring workers inherit this, so candidates run on as many
+    # threads as the target has cores unless the caller chose otherwise.
+    os.environ.setdefault("TVM_NUM_THREADS", str(target_cores(target)))
     start = time.perf_counter()
     if remaining > 0:
         if rpc is not None:
@@ -354,6 +358,7 @@ def _write_meta(out: Path, model, target, layout: str, result: TuneResult, comma
         "command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "trials_new": result.trials_new, "wall_s": round(result.wall_s, 1),
         "machine": machine_description(),
+        "measure_threads": int(os.environ.get("TVM_NUM_THREADS", "0")) or None,
     })
     tmp = meta_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
