@@ -1,0 +1,321 @@
+"""Characterization, the variants file and the evidence report (issue 5, points 3-5).
+
+The Pareto selection and the evidence numbers are checked on a hand-made
+characterization.  `characterize` runs for real on a tiny model (MatMul+Add,
+Softmax) whose database is made here in a second: hand-written schedules
+committed as MetaSchedule records with made-up tuning times, so no search runs.
+The "high" level of the calibration is a small cache stressor, so the test runs
+in seconds; only the structure, resumability, the contract and numerics are
+checked, never measured speeds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtcc import variants as V
+
+TARGET = "x86-64-v4"
+CORES = len(os.sched_getaffinity(0))
+
+
+# ------------------------------------------------------------------ hand-made tables
+def cand(record, alone1, high1, alone2, footprint, error=None):
+    cells = {}
+    if alone1 is not None:
+        cells["1c/none"] = {"us": alone1, "samples_us": [alone1]}
+    if high1 is not None:
+        cells["1c/high"] = {"us": high1, "samples_us": [high1]}
+    if alone2 is not None:
+        cells["2c/none"] = {"us": alone2, "samples_us": [alone2]}
+    cells["2c/high"] = {"status": "not_measurable", "reason": "no free core"}
+    return {"id": f"r{record}", "record": record, "sha256": f"{record:016x}", "rank": 0,
+            "tuned_us": alone2, "cells": cells, "error": error,
+            "footprint": {"ratio": footprint, "ratios": [footprint]} if footprint else None}
+
+
+def task(name, workload, count, candidates, skipped=None, tuned_us=None):
+    return {"name": name, "workload": workload, "count": count, "skipped": skipped,
+            "tuned_us": tuned_us, "candidates": candidates}
+
+
+def hand_made(tmp_path: Path) -> dict:
+    return {
+        "format": V.FORMAT, "model": "toy", "target": "llvm -mcpu=x86-64-v4 -num-cores=2",
+        "schedules": str(tmp_path), "machine": {"cores": [0, 1]},
+        "calibration": {"source": "given", "fingerprint": "x", "usable": True, "verdict": "test"},
+        "core_counts": [1, 2], "levels": ["none", "high"],
+        "tasks": [
+            # fast alone but hurt by pressure (r1), robust (r2), dominated by r2 (r3)
+            task("conv", 0, 2, [cand(1, 10, 30, 6, 1.3), cand(2, 12, 15, 7, 1.1), cand(3, 13, 16, 8, 1.2)]),
+            task("single", 1, 3, [cand(4, 5, 6, 3, 1.0)]),
+            task("tiny", 2, 4, [cand(5, None, None, None, None) | {"tuned_us": 1.0}],
+                 skipped="best tuned time 1.00 us < 3.0 us", tuned_us=1.0),
+            # identical points: one survives (the smaller id)
+            task("ties", 3, 1, [cand(7, 8, 9, 5, 1.05), cand(6, 8, 9, 5, 1.05)]),
+            # a candidate that failed to build has no cells: not a variant
+            task("broken", 4, 1, [cand(8, 20, 22, 11, 1.0), cand(9, None, None, None, None, error="boom")]),
+            # seven mutual trade-offs: capped at max_variants
+            task("wide", 5, 1, [cand(10 + i, 10 + i, 30 - 2 * i, 20 - i, 1.0 + i / 100) for i in range(7)]),
+        ],
+    }
+
+
+def test_select_variants_on_a_hand_made_table(tmp_path):
+    char = hand_made(tmp_path)
+    var = V.select_variants(char, max_variants=5)
+    written = json.loads((tmp_path / V.VARIANTS).read_text())
+    assert written == var
+    assert var["model"] == "toy" and var["target"].startswith("llvm")
+    assert var["objectives"]["cells"]["alone"] == "1c/none"
+    assert var["objectives"]["cells"]["pressure"] == "1c/high"   # 2c/high cannot be measured on 2 cores
+    assert var["objectives"]["cells"]["alone_max_cores"] == "2c/none"
+    by = {t["name"]: t for t in var["tasks"]}
+    assert [v["id"] for v in by["conv"]["variants"]] == ["r1", "r2"]
+    assert by["conv"]["best_alone_differs_under_pressure"] is True
+    assert by["conv"]["variants"][0]["latency_us"] == {"1c/none": 10, "1c/high": 30, "2c/none": 6}
+    assert by["conv"]["variants"][1]["footprint"] == 1.1
+    assert by["conv"]["variants"][0]["trace"] == {"database": V.RECORDS, "workload": 0, "record": 1,
+                                                  "sha256": f"{1:016x}"}
+    assert [v["id"] for v in by["single"]["variants"]] == ["r4"]
+    assert by["single"]["best_alone_differs_under_pressure"] is False
+    assert by["tiny"]["measured"] is False and by["tiny"]["latency_source"] == "tuning"
+    assert by["tiny"]["variants"][0]["latency_us"] == {"2c/none": 1.0}
+    assert [v["id"] for v in by["ties"]["variants"]] == ["r6"]
+    assert [v["id"] for v in by["broken"]["variants"]] == ["r8"]
+    assert len(by["wide"]["variants"]) == 5
+    for t in var["tasks"]:  # the DESIGN.md contract
+        assert set(t) >= {"name", "variants", "best_alone_differs_under_pressure"}
+        for v in t["variants"]:
+            assert set(v) >= {"id", "trace", "latency_us", "footprint"}
+            assert all(isinstance(x, (int, float)) for x in v["latency_us"].values())
+
+    ev = V.evidence(tmp_path)
+    (m,) = ev["models"]
+    assert m["tasks"] == 6 and m["tasks_multi_variant"] == 2   # conv, wide
+    assert set(m["best_alone_differs"]) == {"conv", "wide"}
+    # model under pressure, sum of count x latency at 1c/high; "tiny" has only its tuner time (1.0)
+    best_alone = 2 * 30 + 3 * 6 + 4 * 1.0 + 9 + 22 + 30
+    best_pressure = 2 * 15 + 3 * 6 + 4 * 1.0 + 9 + 22 + min(30 - 2 * i for i in range(7))
+    assert m["model_us"]["pressure_best_alone"] == pytest.approx(best_alone)
+    assert m["model_us"]["pressure_best_pressure"] == pytest.approx(best_pressure)
+    assert m["pressure_ratio_best_alone_over_best_pressure"] == pytest.approx(best_alone / best_pressure, abs=1e-4)
+    cols, rows = V.evidence_rows(ev)
+    assert len(rows) == 1 and len(rows[0]) == len(cols)
+    cols, rows = V.variant_rows(var)
+    assert all(len(r) == len(cols) for r in rows) and len(rows) == sum(len(t["variants"]) for t in var["tasks"])
+
+
+def test_select_variants_without_pressure_levels(tmp_path):
+    """A machine with no usable interference: pressure objective = alone, nothing differs."""
+    char = hand_made(tmp_path)
+    char["levels"] = ["none"]
+    var = V.select_variants(char, write=False)
+    assert var["objectives"]["cells"]["pressure_level"] == "none"
+    assert not any(t["best_alone_differs_under_pressure"] for t in var["tasks"])
+    assert not (tmp_path / V.VARIANTS).exists()
+
+
+# ------------------------------------------------------------------ a real tiny database
+def _tiny_model(path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((128, 128)).astype("float32"), "W")
+    b = numpy_helper.from_array(rng.standard_normal((128,)).astype("float32"), "B")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["m"]), helper.make_node("Add", ["m", "B"], ["a"]),
+         helper.make_node("Softmax", ["a"], ["y"], axis=-1)], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 128])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 128])], [w, b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def _hand_schedules(mod):
+    """Traces of a few hand-written schedules of a task: none, outer loops fused and
+    parallel, and the innermost loop split by 8 and unrolled."""
+    from tvm import s_tir
+
+    traces = [s_tir.Schedule(mod).trace]
+    sch = s_tir.Schedule(mod)
+    block = sch.get_child_blocks(sch.get_sblock("root", "main"))[0]
+    loops = sch.get_loops(block)
+    sch.parallel(sch.fuse(*loops[:2]) if len(loops) > 1 else loops[0])
+    traces.append(sch.trace)
+    sch = s_tir.Schedule(mod)
+    block = sch.get_child_blocks(sch.get_sblock("root", "main"))[0]
+    inner = sch.get_loops(block)[-1]
+    _, i = sch.split(inner, factors=[None, 8])
+    sch.unroll(i)
+    traces.append(sch.trace)
+    return traces
+
+
+@pytest.fixture(scope="module")
+def tiny_db(tmp_path_factory):
+    """A schedules folder for the tiny model: per task a failed record, three hand
+    schedules and a duplicate of the best; fused_matmul_add ~50-70 us, softmax 1 us
+    (made-up times; softmax falls under min_task_us and is skipped)."""
+    import tvm.s_tir.meta_schedule as ms
+
+    from mtcc import frontend, tasks
+    from mtcc.target import describe, make_target
+
+    root = tmp_path_factory.mktemp("variants")
+    model_path = _tiny_model(root / "tiny.onnx")
+    target = make_target(TARGET, 2)
+    model, mod = frontend.import_model(model_path)
+    extracted = ms.relax_integration.extract_tasks(tasks.legalize_and_fuse(mod, target, "NCHWc"), target)
+    db_dir = root / "schedules"
+    db_dir.mkdir()
+    db = ms.database.JSONDatabase(work_dir=str(db_dir), module_equality="structural")
+    names = []
+    for ext in extracted:
+        func_mod = ext.dispatched[0]
+        workload = db.commit_workload(func_mod)
+        args = ms.arg_info.ArgInfo.from_prim_func(func_mod["main"])
+        base = 1e-6 if "softmax" in ext.task_name else 50e-6
+        traces = _hand_schedules(func_mod)
+        times = [[1e10]] + [[base * (1 + 0.2 * i)] for i in range(len(traces))] + [[base * 1.5]]
+        for trace, secs in zip([traces[0]] + traces + [traces[0]], times):
+            db.commit_tuning_record(ms.database.TuningRecord(trace, workload, secs, target, args))
+        names.append(ext.task_name)
+    (db_dir / "tune.json").write_text(json.dumps({"model": model.name, "target": describe(target),
+                                                  "layout": "NCHWc"}))
+    return {"model": model_path, "dir": db_dir, "tasks": names}
+
+
+def small_calibration() -> dict:
+    return {"format": "mtcc-calibration/1", "usable": True, "verdict": "test: a 4 MiB cache stressor",
+            "levels": {"none": {"setting": None, "stressor": None, "memory_slowdown": 1.0},
+                       "high": {"setting": "cache-small", "memory_slowdown": 1.1,
+                                "stressor": {"kind": "cache", "pattern": "random",
+                                             "working_set_bytes": 4 << 20, "duty": 1.0, "cores": [1]}}}}
+
+
+def _children() -> list:
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_characterize_resume_contract_and_numerics(tiny_db, tmp_path):
+    folder = tmp_path / "schedules"
+    shutil.copytree(tiny_db["dir"], folder)
+    matmul = next(n for n in tiny_db["tasks"] if "matmul" in n)
+    softmax = next(n for n in tiny_db["tasks"] if "softmax" in n)
+    lines = []
+    kwargs = dict(calibration=small_calibration(), top_k=2, repeats=2, min_repeat_ms=5,
+                  core_counts=[1, 2] if CORES >= 2 else [1], stressor_cores=1,
+                  footprint_pairs=2, footprint_window_s=0.02, check_machine=False, progress=lines.append)
+    char = V.characterize(tiny_db["model"], folder, **kwargs)
+
+    saved = json.loads((folder / V.CHARACTERIZATION).read_text())
+    assert saved["format"] == V.FORMAT and saved["tasks"] == char["tasks"]
+    assert saved["core_counts"] == ([1, 2] if CORES >= 2 else [1])
+    assert saved["levels"] == ["none", "high"]
+    by = {t["name"]: t for t in saved["tasks"]}
+    assert by[softmax]["skipped"] and "us" in by[softmax]["skipped"]
+    assert any(softmax in line and "skip" in line for line in lines)
+    mm = by[matmul]
+    assert mm["valid_records"] == 4 and mm["distinct_valid"] == 3
+    # top 2 distinct: the failed record (1e10) and the duplicate of the best are not candidates
+    assert [c["rank"] for c in mm["candidates"]] == [0, 1]
+    assert len({c["sha256"] for c in mm["candidates"]}) == 2
+    assert all(c["tuned_us"] < 1e4 for c in mm["candidates"])
+    for c in mm["candidates"]:
+        assert c["error"] is None, c["error"]
+        for n in saved["core_counts"]:
+            assert V.cell_key(n, "none") in c["cells"]
+            none = c["cells"][V.cell_key(n, "none")]
+            assert none["us"] > 0 and len(none["samples_us"]) == 4
+            high = c["cells"][V.cell_key(n, "high")]
+            if n < CORES:
+                assert high["us"] > 0
+            else:
+                assert high["status"] == "not_measurable"
+        if CORES >= 2:
+            assert c["footprint"]["ratio"] > 0 and len(c["footprint"]["ratios"]) == 2
+    assert saved["runs"][-1]["cells_measured"] > 0
+    assert not _children(), "worker, probe or stressor processes left behind"
+
+    # Resumable: a second call measures nothing new and keeps every value.
+    again = V.characterize(tiny_db["model"], folder, **kwargs)
+    assert again["runs"][-1]["cells_measured"] == 0 and again["runs"][-1]["footprints_measured"] == 0
+    assert len(again["runs"]) == 2
+    assert again["tasks"] == saved["tasks"]
+
+    # variants.json follows the DESIGN.md contract.
+    var = V.select_variants(folder / V.CHARACTERIZATION)
+    on_disk = json.loads((folder / V.VARIANTS).read_text())
+    assert on_disk == var
+    assert set(on_disk) >= {"model", "target", "tasks"} and on_disk["model"] == "tiny"
+    assert {t["name"] for t in on_disk["tasks"]} == set(tiny_db["tasks"])
+    for t in on_disk["tasks"]:
+        assert isinstance(t["best_alone_differs_under_pressure"], bool)
+        assert 1 <= len(t["variants"]) <= 5
+        for v in t["variants"]:
+            assert set(v) >= {"id", "trace", "latency_us", "footprint"}
+            assert v["latency_us"] and all(k.endswith(("/none", "/high")) for k in v["latency_us"])
+
+    # Every candidate of a task computes the same function (both characterized ones,
+    # whether or not the filter kept both).
+    refs = [{"workload": mm["workload"], "record": c["record"], "sha256": c["sha256"]} for c in mm["candidates"]]
+    outputs = []
+    for ref in refs:
+        import tvm
+
+        lib, func = V.build_variant(folder, ref)
+        rng = np.random.default_rng(7)
+        arrays = [rng.standard_normal([int(d) for d in p.ty.shape]).astype(str(p.ty.dtype)) for p in func.params]
+        tensors = [tvm.runtime.tensor(a) for a in arrays]
+        lib["main"](*tensors)
+        outputs.append(tensors[-1].numpy())
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-4, atol=1e-4)
+    assert np.abs(outputs[0]).max() > 0
+
+    ev = V.evidence(folder)["models"][0]
+    assert ev["model"] == "tiny" and ev["tasks"] == 2 and ev["tasks_measured"] == 1
+    assert ev["model_us"]["pressure_best_pressure"] <= ev["model_us"]["pressure_best_alone"] + 1e-9
+
+
+def test_bad_inputs(tmp_path, tiny_db):
+    from mtcc.errors import BadInput
+
+    with pytest.raises(BadInput):
+        V.characterize(None, tmp_path, calibration=small_calibration())          # not a schedules folder
+    with pytest.raises(BadInput):
+        V.characterize(tiny_db["model"], tiny_db["dir"], calibration=small_calibration(),
+                       core_counts=[CORES + 1], out=tmp_path / "c.json")
+    with pytest.raises(BadInput):
+        V.evidence(tmp_path)                                                       # no variants.json
+    with pytest.raises(BadInput):
+        V.select_variants(tmp_path)                                                # no characterization
+
+
+def test_restricted_run_keeps_other_tasks(tiny_db, tmp_path):
+    """A run restricted to some tasks neither measures nor forgets the others."""
+    folder = tmp_path / "schedules"
+    shutil.copytree(tiny_db["dir"], folder)
+    matmul = next(n for n in tiny_db["tasks"] if "matmul" in n)
+    softmax = next(n for n in tiny_db["tasks"] if "softmax" in n)
+    kwargs = dict(calibration={"levels": {"none": {"stressor": None}}}, top_k=1, repeats=1,
+                  min_repeat_ms=2, core_counts=[1], footprint_pairs=1, footprint_window_s=0.01,
+                  check_machine=False)
+    first = V.characterize(tiny_db["model"], folder, tasks=[softmax], **kwargs)
+    assert [t["name"] for t in first["tasks"]] == [softmax] and first["runs"][-1]["cells_measured"] == 0
+    second = V.characterize(tiny_db["model"], folder, tasks=[matmul], **kwargs)
+    assert {t["name"] for t in second["tasks"]} == {softmax, matmul}
+    assert second["runs"][-1]["cells_measured"] == 1
+    third = V.characterize(tiny_db["model"], folder, tasks=[softmax], **kwargs)
+    mm = next(t for t in third["tasks"] if t["name"] == matmul)
+    assert mm["candidates"][0]["cells"]["1c/none"]["us"] > 0
