@@ -3,6 +3,8 @@
 Python API (mirrors the CLI):
     mtcc.inspect(path, input_shapes=None)  -> dict   what mtcc will tune
     mtcc.compile(path, schedules=DIR)      -> Compiled (.session().run(*arrays))
+    mtcc.pack(path, schedules=DIR, out=F)  -> dict     one verified, deterministic bundle file
+    mtcc.load(F)                           -> LoadedBundle (.run(*arrays), .variants, .select)
 """
 from .errors import BadInput, EnvironmentProblem, FellShort, MtccError
 
@@ -23,4 +25,18 @@ def compile(model, schedules=None, target=None, input_shapes=None, layout=None):
     return _compile(model, schedules=schedules, target=target, input_shapes=input_shapes, layout=layout)
 
 
-__all__ = ["inspect", "compile", "MtccError", "BadInput", "EnvironmentProblem", "FellShort", "__version__"]
+def pack(model, schedules, out, input_shapes=None, max_blocks=None, progress=None):
+    """See mtcc.pack.pack: MODEL + schedules folder -> one bundle file; returns its summary."""
+    from .packing import pack as _pack
+
+    return _pack(model, schedules, out, input_shapes=input_shapes, max_blocks=max_blocks, progress=progress)
+
+
+def load(path):
+    """See mtcc.pack.load: verifies a bundle completely, then loads it (LoadedBundle)."""
+    from .packing import load as _load
+
+    return _load(path)
+
+
+__all__ = ["inspect", "compile", "pack", "load", "MtccError", "BadInput", "EnvironmentProblem", "FellShort", "__version__"]

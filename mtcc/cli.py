@@ -117,21 +117,66 @@ Examples:
 @click.option("--target", default="x86-64-v4", show_default=True,
               help="LLVM CPU the tasks are extracted for (mcpu name, 'host', or a JSON target).")
 def inspect_cmd(path: Path, input_shapes, target, as_json: bool):
-    """Show what mtcc will tune in an ONNX model (tasks, FLOPs, counts), or what a
-    schedules folder holds."""
+    """Show what mtcc will tune in an ONNX model (tasks, FLOPs, counts), what a
+    schedules folder holds, or what a .mtcc bundle holds (manifest, blocks, variants)."""
     from . import api
+    from .packing import is_bundle
 
+    if is_bundle(path):
+        from .packing import inspect_bundle
+
+        info = inspect_bundle(path)
+        if not as_json:
+            _print_bundle(info)
+        return info
     if path.is_dir():
-        from .tuning import describe_schedules
+        from . import variants
+        from .tuning import RECORDS, describe_schedules
 
+        if not (path / RECORDS).exists():  # e.g. schedules/: the evidence for every model below it
+            ev = variants.evidence(path)
+            if not as_json:
+                _print_evidence(_console(), ev)
+            return ev
         info = describe_schedules(path)
+        if (path / variants.VARIANTS).exists():
+            info["variants"] = variants.load_variants(path)["tasks"]
+            info["evidence"] = variants.evidence(path)["models"][0]
         if not as_json:
             _print_schedules(info)
+            if "evidence" in info:
+                _print_variants(_console(), path)
         return info
     info = api.inspect(path, input_shapes=list(input_shapes), target=target)
     if not as_json:
         _print_model_table(info)
     return info
+
+
+def _rich_table(title, columns, rows):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for k, col in enumerate(columns):
+        left = k == 0 or col in ("task", "variant", "note", "model", "target")
+        table.add_column(col, justify="left" if left else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _print_evidence(console, ev) -> None:
+    from . import variants
+
+    console.print(_rich_table("interference evidence (per model)", *variants.evidence_rows(ev)))
+
+
+def _print_variants(console, folder) -> None:
+    from . import variants
+
+    var = variants.load_variants(folder)
+    console.print(_rich_table(f"variants: {var['model']} ({var['target']})", *variants.variant_rows(var)))
+    _print_evidence(console, variants.evidence(folder))
 
 
 def _print_schedules(info: dict) -> None:
@@ -147,6 +192,161 @@ def _print_schedules(info: dict) -> None:
                                     "trials_total": info["records"], "trials_new": 0, "wall_s": 0,
                                     "estimated_latency_ms": info["estimated_latency_ms"] or 0,
                                     "tasks": info["tasks"], "out": info["schedules"]})
+
+
+def _print_bundle(info: dict) -> None:
+    from rich.table import Table
+
+    console = _console()
+    ins = ", ".join(f"{i['name']} {_shape(i['shape'])} {i['dtype']}" for i in info["inputs"])
+    outs = ", ".join(f"{o['name']} {_shape(o['shape'])} {o['dtype']}" for o in info["outputs"])
+    console.print(f"[bold]{info['bundle']}[/]: {info['model']} ({info['size'] / 1e6:.2f} MB, format "
+                  f"{info['format_version']}), {info['target']}, TVM {info['tvm_version']}, "
+                  f"linked with {(info.get('toolchain') or {}).get('version', '?')}")
+    console.print(f"inputs:  {ins}\noutputs: {outs}")
+    console.print(f"CPU features required: {' '.join(info['cpu_features'])}")
+    console.print("loadable here: yes" if info["loadable_here"] else f"loadable here: NO ({info['not_loadable_because']})")
+    plan = info.get("plan") or {}
+    table = Table(title=f"{len(info['blocks'])} blocks over {plan.get('calls', '?')} calls ({info.get('blocks_rule')})")
+    for col in ("block", "calls", "est µs", "share", "latency table µs", "tasks"):
+        table.add_column(col, justify="left" if col in ("tasks", "latency table µs") else "right")
+    for b in info["blocks"]:
+        cells = " ".join(f"{k}={v:g}" for k, v in b["latency_us"].items())
+        table.add_row(str(b["index"]), f"{b['start']}-{b['end'] - 1}", f"{b['est_us']:.1f}",
+                      f"{100 * b['share']:.0f}%", cells, ", ".join(b["tasks"]))
+    console.print(table)
+    table = Table(title=f"variants ({info.get('variants_source')}): {sum(len(t['variants']) for t in info['variants'])} "
+                        f"for {len(info['variants'])} tasks, default first")
+    for col in ("task", "calls", "variant", "function", "latency µs", "footprint"):
+        table.add_column(col, justify="right" if col in ("calls", "footprint") else "left")
+    for t in info["variants"]:
+        ordered = sorted(t["variants"], key=lambda v: v["id"] != t["default"])
+        for k, v in enumerate(ordered):
+            cells = " ".join(f"{c}={u:g}" for c, u in v["latency_us"].items()) or "-"
+            fp = f"{v['footprint']:.2f}" if isinstance(v.get("footprint"), (int, float)) else "-"
+            table.add_row(t["task"] if k == 0 else "", str(t.get("calls", "")) if k == 0 else "", v["id"],
+                          v["function"], cells, fp)
+    console.print(table)
+
+
+# ---------------------------------------------------------------- pack
+@command(
+    "pack",
+    epilog="""\b
+Examples:
+  mtcc pack examples/models/squeezenet.onnx --schedules schedules/squeezenet/llvm-x86-64-v4 -o squeezenet.mtcc
+  mtcc pack model.onnx --schedules DIR -o model.mtcc --json | jq .sha256      # CI: no tuning, same bytes
+""",
+)
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--schedules", required=True, type=click.Path(path_type=Path),
+              help="Schedules folder (tuning database, tune.json, optional variants.json).")
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Bundle file to write.")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME:DIMS")
+@click.option("--max-blocks", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Most layer blocks the call plan is cut into.")
+def pack_cmd(model, schedules, out, input_shapes, max_blocks, as_json):
+    """Pack MODEL, every kept variant of every task, the call plan in blocks, the weights and
+    the selector into one verified, reproducible bundle file."""
+    from .packing import pack
+
+    console = _console()
+    result = pack(model, schedules, out, input_shapes=list(input_shapes), max_blocks=max_blocks,
+                  progress=console.print)
+    if not as_json:
+        console.print(f"{result['path']}: {result['size'] / 1e6:.2f} MB, {result['variants']} variants of "
+                      f"{result['tasks']} tasks ({result['variants_source']}), {result['blocks']} blocks, "
+                      f"sha256 {result['sha256']}, {result['seconds']:.1f} s")
+    return result
+
+
+# ---------------------------------------------------------------- run
+@command(
+    "run",
+    epilog="""\b
+Examples:
+  mtcc run model.mtcc --input in.npz --output out.npz
+  mtcc run model.mtcc --input in.npz --cores 1 --variant fused_matmul_add=r37 --json
+""",
+)
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help=".npz with one array per model input, keyed by input name.")
+@click.option("--output", "output_path", type=click.Path(path_type=Path), default=None,
+              help=".npz to write, one array per model output, keyed by output name.")
+@click.option("--cores", type=click.IntRange(min=1), default=None,
+              help="Threads, pinned to the first N cores this process may use (default: TVM's choice).")
+@click.option("--variant", "variant_specs", multiple=True, metavar="TASK=ID",
+              help="Force a variant of a task (repeatable); ids as `mtcc inspect BUNDLE` lists them.")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Inferences to run; latency_ms is their median.")
+def run_cmd(bundle, input_path, output_path, cores, variant_specs, repeat, as_json):
+    """One inference of a bundle through its call plan, .npz in and out."""
+    import statistics
+    import time
+
+    from .packing import pin_cores
+
+    used = pin_cores(cores)  # before anything starts TVM's thread pool
+    choice = {}
+    for spec in variant_specs:
+        task, sep, vid = spec.partition("=")
+        if not sep or not task or not vid:
+            raise BadInput(f"--variant {spec!r}: expected TASK=ID")
+        choice[task] = vid
+    feeds = _read_npz(input_path)
+    from .packing import load
+
+    loaded = load(bundle)
+    try:
+        loaded.select(choice)
+    except BadInput as e:
+        raise BadInput(f"--variant: {e}") from None
+    arrays = loaded.check_feeds(feeds, where=f"--input {input_path}")
+    times, outs = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        outs = loaded.run(*arrays)
+        times.append((time.perf_counter() - t) * 1e3)
+    named = {o["name"]: y for o, y in zip(loaded.outputs, outs)}
+    if output_path is not None:
+        import numpy as np
+
+        try:
+            with open(output_path, "wb") as f:
+                np.savez(f, **named)
+        except OSError as e:
+            raise BadInput(f"--output {output_path}: cannot write ({e.strerror})") from None
+    result = {"bundle": str(bundle), "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
+                                                  for k, v in named.items()},
+              "latency_ms": round(statistics.median(times), 3), "first_ms": round(times[0], 3),
+              "runs": repeat, "cores": used, "threads": cores, "variants": loaded.chosen(),
+              "output": str(output_path) if output_path is not None else None}
+    if not as_json:
+        console = _console()
+        for k, v in result["outputs"].items():
+            console.print(f"{k}: {_shape(v['shape'])} {v['dtype']}")
+        console.print(f"latency {result['latency_ms']:.3f} ms (median of {repeat}) on cores {used}"
+                      + (f"; written to {output_path}" if output_path is not None else ""))
+    return result
+
+
+def _read_npz(path: Path) -> dict:
+    import zipfile
+
+    import numpy as np
+
+    if not path.is_file():
+        raise BadInput(f"--input {path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise BadInput(f"--input {path}: a single .npy array, expected an .npz keyed by input name")
+            return {k: z[k] for k in z.files}
+    except BadInput:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise BadInput(f"--input {path}: not a readable .npz without pickled objects ({e})") from None
 
 
 # ---------------------------------------------------------------- tune
@@ -174,7 +374,17 @@ Examples:
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME:DIMS")
 @click.option("--rpc-tracker", default=None, metavar="HOST:PORT", help="Measure through a TVM RPC tracker.")
 @click.option("--rpc-key", default=None, help="Device key of the RPC servers to measure on.")
-def tune_cmd(model, target, trials, out, resume, layout, input_shapes, rpc_tracker, rpc_key, as_json):
+@click.option("--stage", type=click.Choice(["all", "search", "characterize"]), default="all", show_default=True,
+              help="search: MetaSchedule only; characterize: measure the top-K candidates already in --out "
+                   "under interference and write variants.json (resumable); all: search, then characterize.")
+@click.option("--top-k", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Distinct candidates per task to characterize.")
+@click.option("--max-variants", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Variants kept per task (the Pareto set is capped at this).")
+@click.option("--calibration", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Calibration file (default schedules/calibration/<cpu>.json, else a quick 30 s calibration).")
+def tune_cmd(model, target, trials, out, resume, layout, input_shapes, rpc_tracker, rpc_key, stage, top_k,
+             max_variants, calibration, as_json):
     """Tune every operator task of MODEL with MetaSchedule (XGBoost cost model)."""
     from . import tuning
     from .target import PORTABLE_MCPU, describe, parse_target
@@ -187,17 +397,31 @@ def tune_cmd(model, target, trials, out, resume, layout, input_shapes, rpc_track
     rpc = tuning.RpcSpec.parse(rpc_tracker, rpc_key) if rpc_tracker else None
     if rpc_key and not rpc_tracker:
         raise BadInput("--rpc-key needs --rpc-tracker")
+    if stage == "characterize" and out is None and target is None:
+        raise BadInput("--stage characterize needs --out (or --target) to find the schedules folder")
+    if calibration is not None and not Path(calibration).is_file():
+        raise BadInput(f"--calibration {calibration}: no such file")
     dest = out or tuning.default_out(Path(model).stem, tgt)
-    if not resume and (Path(dest) / tuning.RECORDS).exists() and (Path(dest) / tuning.RECORDS).stat().st_size:
-        raise BadInput(f"--out {dest}: already holds tuning records; pass --resume to continue them "
-                       "or choose another --out")
-    command = "mtcc tune " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
-    with _TuneDisplay(console) as display:
-        result = tuning.tune(model, target=tgt, trials=trials, out=dest, input_shapes=list(input_shapes),
-                             layout=layout, rpc=rpc, listeners=[display.update], command=command)
-    summary = result.as_dict()
-    if not as_json:
-        _print_tune_table(console, summary)
+    summary = {"out": str(dest)}
+    if stage in ("all", "search"):
+        if not resume and (Path(dest) / tuning.RECORDS).exists() and (Path(dest) / tuning.RECORDS).stat().st_size:
+            raise BadInput(f"--out {dest}: already holds tuning records; pass --resume to continue them "
+                           "or choose another --out")
+        command = "mtcc tune " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+        with _TuneDisplay(console) as display:
+            result = tuning.tune(model, target=tgt, trials=trials, out=dest, input_shapes=list(input_shapes),
+                                 layout=layout, rpc=rpc, listeners=[display.update], command=command)
+        summary = result.as_dict()
+        if not as_json:
+            _print_tune_table(console, summary)
+    if stage in ("all", "characterize"):
+        from . import variants
+
+        summary["variants"] = variants.characterize_and_select(
+            model, dest, top_k=top_k, max_variants=max_variants, calibration=calibration,
+            input_shapes=list(input_shapes), progress=lambda line: console.print(f"characterize: {line}"))
+        if not as_json:
+            _print_variants(console, dest)
     return summary
 
 
