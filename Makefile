@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.mtcc-installed
 MODELS := examples/models
 MODEL_FILES := $(MODELS)/squeezenet.onnx $(MODELS)/inception_v1.onnx $(MODELS)/resnet50.onnx $(MODELS)/transformer.onnx
 
-.PHONY: all setup models demo test test-fast bench lock clean
+.PHONY: all setup models demo test pack bench lock clean
 
 all: demo
 
@@ -32,9 +32,19 @@ demo: models
 test: models
 	$(BIN)/python -m pytest -q -ra
 
+# The CI build step: a bundle per example model from its committed schedules (no tuning).
+# Fails (non-zero) on a bad model, a missing schedules folder or an unusable CPU.
+PACKED := $(patsubst schedules/%/llvm-x86-64-v4/database_tuning_record.json,build/%.mtcc,$(wildcard schedules/*/llvm-x86-64-v4/database_tuning_record.json))
+pack: models
+	@test -n "$(PACKED)" || { echo "no committed schedules under schedules/*/llvm-x86-64-v4" >&2; exit 2; }
+	@mkdir -p build
+	@for b in $(PACKED); do m=$$(basename $$b .mtcc); \
+	  $(BIN)/mtcc pack $(MODELS)/$$m.onnx --schedules schedules/$$m/llvm-x86-64-v4 -o $$b --json || exit $$?; \
+	done
+
 # Isolated latency against ONNX Runtime / OpenVINO (a benchmark: prints ratios, asserts nothing).
 bench: models
-	$(BIN)/mtcc bench --single $(MODELS)/squeezenet.onnx --schedules schedules/squeezenet
+	$(BIN)/mtcc bench --single $(MODELS)/squeezenet.onnx $(MODELS)/resnet50.onnx $(MODELS)/transformer.onnx
 
 # Refresh the lock from the current venv (after changing pyproject.toml on purpose).
 lock:
