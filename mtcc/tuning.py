@@ -280,11 +280,13 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     db = open_database(out)
     _quiet_metaschedule()
 
-    extracted = ms.relax_integration.extract_tasks(fused, target)
-    log_dir = out / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        extracted, str(log_dir), seed=seed)
+    # Tune contexts are made only when there is something to tune: making one imports
+    # tvm.s_tir.tensor_intrin (every target's intrinsics, 20-30 s here), which a resume
+    # that already has its budget, or a bad --rpc-tracker, need not wait for.
+    extracted = [t for t in ms.relax_integration.extract_tasks(fused, target)
+                 if not t.mod.attrs.get("tirx.is_scheduled", False)]  # as the contexts skip them
+    contexts = [_TaskView(t.task_name, t.dispatched[0]) for t in extracted]
+    weights = [t.weight for t in extracted]
     flops = {t.name: t.flops for t in graph.tasks}
     existing = records_by_task(db, contexts)
     progress = Progress(
@@ -304,6 +306,9 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     if remaining > 0:
         if rpc is not None:
             check_tracker(rpc)
+        log_dir = out / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, str(log_dir), seed=seed)
         builder = WarmBuilder()
         runner = make_runner(rpc)
         try:
@@ -327,6 +332,14 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     )
     _write_meta(out, model, target, layout, result, command)
     return result
+
+
+@dataclass
+class _TaskView:
+    """A task's name and workload module, as its TuneContext would hold them."""
+
+    task_name: str
+    mod: object
 
 
 def _task_summary(db, contexts, weights, flops) -> list[dict]:

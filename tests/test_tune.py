@@ -1,0 +1,402 @@
+"""`mtcc tune` through real MetaSchedule on a tiny model and a tiny budget (issue 4,
+points 3, 5, 7 and 10): a tune killed with SIGKILL resumes without losing or
+duplicating records, the database is MetaSchedule's own, compiling from it matches
+ONNX Runtime, and candidates can be measured through a real RPC tracker and server.
+
+Every tune runs as a subprocess (`python -m mtcc.cli tune`) in its own process group,
+writing only under pytest's tmp folders.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_mtcc
+from mtcc import baselines, build, frontend, tuning
+from mtcc.tasks import legalize_and_fuse
+from onnx_factory import save, tiny_conv
+
+TARGET = "x86-64-v4"
+BUDGET = 8  # two batches of MetaSchedule's smallest batch (4): the kill lands after the first
+RPC_BUDGET = 8
+RTOL, ATOL_SCALE = 1e-4, 1e-4
+
+
+# ------------------------------------------------------------------ helpers
+def _lines(path: Path) -> list[bytes]:
+    return [line for line in path.read_bytes().split(b"\n") if line.strip()] if path.exists() else []
+
+
+def _complete_lines(path: Path) -> list[bytes]:
+    """The lines on disk, less a torn last one (the only place a SIGKILL can tear)."""
+    raw = path.read_bytes() if path.exists() else b""
+    lines = raw.split(b"\n")
+    complete = lines[:-1]  # after the last newline: nothing, or a line being written
+    return [line for line in complete if line.strip()]
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+        return True
+    except ValueError:
+        return False
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()  # after "(comm)": state ppid pgrp ...
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def _tune_cmd(model: Path, out: Path, *extra: str) -> list[str]:
+    # --stage search: MetaSchedule only (characterizing variants under interference is
+    # tested with the variants, not here)
+    return [sys.executable, "-m", "mtcc.cli", "tune", str(model), "--target", TARGET,
+            "--trials", str(BUDGET), "--out", str(out), "--stage", "search", *extra]
+
+
+def _one_json(stdout: str) -> dict:
+    """--json: exactly one JSON object on stdout, nothing else."""
+    text = stdout.strip()
+    assert text.count("\n") == 0, f"more than one line on stdout:\n{stdout}"
+    obj = json.loads(text)
+    assert isinstance(obj, dict)
+    return obj
+
+
+def _check_summary(summary: dict, records: int) -> None:
+    """Point 2: per task trials, best latency, GFLOP/s; totals; wall time."""
+    for key in ("model", "target", "out", "trials_requested", "trials_existing", "trials_new",
+                "trials_total", "wall_s", "tasks_tuned", "estimated_latency_ms", "tasks"):
+        assert key in summary, key
+    assert summary["trials_total"] == summary["trials_existing"] + summary["trials_new"] == records
+    assert summary["wall_s"] >= 0
+    assert summary["tasks"], "no task in the summary"
+    for task in summary["tasks"]:
+        for key in ("name", "count", "trials", "valid", "best_us", "gflops"):
+            assert key in task, key
+    assert sum(t["trials"] for t in summary["tasks"]) == records
+    tuned = [t for t in summary["tasks"] if t["best_us"] is not None]
+    assert tuned and all(t["best_us"] > 0 and t["gflops"] > 0 for t in tuned)
+
+
+# ------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return Path(save(tiny_conv(), tmp_path_factory.mktemp("model") / "tiny.onnx"))
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tiny_model, tmp_path_factory) -> dict:
+    """A real tune SIGKILLed part-way (after its first records), resumed to the budget,
+    then run a third time.  Returns what each step left on disk and printed."""
+    out = tmp_path_factory.mktemp("tune") / "schedules"
+    records, workloads = out / tuning.RECORDS, out / tuning.WORKLOADS
+    log = out.parent / "killed-tune.stderr"  # a file, not a pipe nobody drains
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(_tune_cmd(tiny_model, out), cwd=ROOT, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 300
+    try:
+        while not _lines(records):
+            if proc.poll() is not None:
+                pytest.fail(f"tune exited ({proc.returncode}) before writing a record:\n"
+                            f"{log.read_text(errors='replace')[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("no tuning record after 300 s")
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its TVM popen workers
+        proc.wait()
+    gone_by = time.monotonic() + 10
+    while _group_alive(proc.pid) and time.monotonic() < gone_by:
+        time.sleep(0.1)
+    lingering = _group_alive(proc.pid)
+
+    killed = {"records_raw": records.read_bytes(), "workloads_raw": workloads.read_bytes(),
+              "records": _complete_lines(records), "workloads": _complete_lines(workloads)}
+
+    resumed = subprocess.run(_tune_cmd(tiny_model, out, "--resume", "--json"), cwd=ROOT,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after_resume = {"records_raw": records.read_bytes(), "workloads_raw": workloads.read_bytes()}
+
+    third = subprocess.run(_tune_cmd(tiny_model, out, "--resume", "--json"), cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0, third.stderr[-3000:]
+    return {"out": out, "killed": killed, "lingering": lingering, "resumed": resumed,
+            "after_resume": after_resume, "third": third}
+
+
+@pytest.fixture(scope="module")
+def tuned_dir(killed_and_resumed) -> Path:
+    return killed_and_resumed["out"]
+
+
+# ------------------------------------------------------------------ repair (unit)
+def test_repair_cuts_torn_line_and_duplicates(tmp_path):
+    rec = tmp_path / tuning.RECORDS
+    good = [b'[0,[[[],[]],[1.5e-05],{"kind":"llvm"},[]]]', b'[0,[[[],[]],[2.5e-05],{"kind":"llvm"},[]]]']
+    torn = b'[0,[[[["GetSBlock",[],["C","ma'
+    rec.write_bytes(good[0] + b"\n" + good[1] + b"\n" + good[0] + b"\n" + torn)
+    wl = tmp_path / tuning.WORKLOADS
+    wl.write_bytes(b'["123", "abc"]\n')
+    assert tuning._clean_lines(rec) == (2, 2)
+    assert rec.read_bytes() == good[0] + b"\n" + good[1] + b"\n"
+    assert tuning._clean_lines(rec) == (2, 0)  # idempotent, file untouched
+    assert tuning.repair(tmp_path) == 0
+    assert wl.read_bytes() == b'["123", "abc"]\n'
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_repair_keeps_a_complete_last_line_without_newline(tmp_path):
+    rec = tmp_path / tuning.RECORDS
+    rec.write_bytes(b'[0,[1]]\n[1,[2]]')  # killed between the line and its newline
+    assert tuning._clean_lines(rec) == (2, 0)
+    assert rec.read_bytes() == b'[0,[1]]\n[1,[2]]\n'
+
+
+# ------------------------------------------------------------------ point 3: resumable
+@pytest.mark.slow
+def test_sigkill_leaves_valid_or_repairable_files(killed_and_resumed, tmp_path):
+    killed = killed_and_resumed["killed"]
+    assert killed_and_resumed["lingering"] == [], "TVM workers outlived the killed tune"
+    assert killed["records"], "the kill came before any complete record"
+    for name in ("records", "workloads"):
+        # every complete line is JSON; a torn last line is allowed on disk (repair cuts it)
+        assert all(_is_json(line) for line in killed[name]), f"a corrupt {name} line before the last"
+    # what repair makes of the files exactly as the kill left them: every JSON line, once
+    (tmp_path / tuning.RECORDS).write_bytes(killed["records_raw"])
+    (tmp_path / tuning.WORKLOADS).write_bytes(killed["workloads_raw"])
+    tuning.repair(tmp_path)
+    for name, file in (("records", tuning.RECORDS), ("workloads", tuning.WORKLOADS)):
+        raw_lines = [line for line in killed[f"{name}_raw"].split(b"\n") if line.strip()]
+        want = list(dict.fromkeys(line for line in raw_lines if _is_json(line)))
+        assert _lines(tmp_path / file) == want
+        assert len(raw_lines) - len(want) <= 1, "more than a torn last line was cut"
+    assert len(killed["records"]) < BUDGET, "the kill came after the budget was done"
+
+
+@pytest.mark.slow
+def test_resume_loses_nothing_and_duplicates_nothing(killed_and_resumed):
+    killed = killed_and_resumed["killed"]
+    records = _lines(killed_and_resumed["out"] / tuning.RECORDS)
+    assert records and all(_is_json(line) for line in records)
+    assert len(records) == len(set(records)), "duplicate record lines"
+    assert set(killed["records"]) <= set(records), "records from before the kill were lost"
+    assert len(records) >= BUDGET
+    workloads = _lines(killed_and_resumed["out"] / tuning.WORKLOADS)
+    assert len(workloads) == len(set(workloads)) and set(killed["workloads"]) <= set(workloads)
+
+    summary = _one_json(killed_and_resumed["resumed"].stdout)
+    assert summary["trials_existing"] == len(killed["records"])
+    assert summary["trials_new"] == len(records) - len(killed["records"]) > 0
+    _check_summary(summary, len(records))
+
+
+@pytest.mark.slow
+def test_resume_with_full_budget_does_no_trials(killed_and_resumed):
+    third = _one_json(killed_and_resumed["third"].stdout)
+    assert third["trials_new"] == 0
+    assert third["seconds_per_trial"] is None
+    after = killed_and_resumed["after_resume"]
+    out = killed_and_resumed["out"]
+    assert (out / tuning.RECORDS).read_bytes() == after["records_raw"]
+    assert (out / tuning.WORKLOADS).read_bytes() == after["workloads_raw"]
+    _check_summary(third, len(_lines(out / tuning.RECORDS)))
+    meta = tuning.read_meta(out)
+    assert meta["mcpu"] == TARGET and len(meta["runs"]) == 2  # the killed run wrote none
+
+
+@pytest.mark.slow
+def test_rerun_without_resume_refuses(tuned_dir, tiny_model):
+    before = (tuned_dir / tuning.RECORDS).read_bytes()
+    r = run_mtcc("tune", tiny_model, "--target", TARGET, "--trials", BUDGET, "--out", tuned_dir, timeout=300)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--out" in lines[0], r.stderr
+    assert r.stdout == ""
+    assert (tuned_dir / tuning.RECORDS).read_bytes() == before
+
+
+# ------------------------------------------------------------------ point 10: MetaSchedule reads it
+@pytest.mark.slow
+def test_database_is_metaschedule_readable(tuned_dir):
+    from tvm.s_tir.meta_schedule.database import JSONDatabase
+
+    db = JSONDatabase(work_dir=str(tuned_dir), allow_missing=False)
+    lines = _lines(tuned_dir / tuning.RECORDS)
+    assert len(db) == len(lines)
+    recs = db.get_all_tuning_records()
+    assert len(recs) == len(lines)
+    wl_lines = _lines(tuned_dir / tuning.WORKLOADS)
+    by_index = [json.loads(line)[0] for line in lines]
+    assert set(by_index) <= set(range(len(wl_lines)))
+    workloads = {}
+    for rec in recs:
+        workloads.setdefault(rec.workload.__hash__(), rec.workload)
+    assert len(workloads) == len(set(by_index))
+    for wl in workloads.values():
+        mine = [r for r in recs if r.workload.same_as(wl)]
+        top = db.get_top_k(wl, 3)
+        assert 1 <= len(top) <= 3
+        means = [float(np.mean([float(s) for s in r.run_secs])) for r in top]
+        assert means == sorted(means) and means[0] < tuning.FAILED_SECS
+        best_file = min(float(np.mean([float(s) for s in r.run_secs])) for r in mine)
+        assert means[0] == pytest.approx(best_file)
+
+
+# ------------------------------------------------------------------ point 7: compile from it
+@pytest.mark.slow
+def test_compile_from_schedules_matches_onnxruntime(tuned_dir, tiny_model):
+    import mtcc
+
+    compiled = mtcc.compile(tiny_model, tuned_dir)
+    model = compiled.model
+    session = compiled.session()
+    ort = baselines.OnnxRuntime(model)
+    for seed in (0, 1):
+        feeds = baselines.random_inputs(model, seed)
+        got = session.run(*[feeds[i.name] for i in model.inputs])
+        want = ort.run(feeds)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL_SCALE * float(np.abs(w).max()))
+
+
+@pytest.mark.slow
+def test_compile_applies_the_tuned_records(tuned_dir, tiny_model):
+    """The same lowering as mtcc.compile: every tuned task's PrimFunc is replaced by its
+    best record (marked tirx.is_scheduled), and not without the database."""
+    import tvm
+    from tvm import relax
+
+    from mtcc.target import make_target
+
+    meta = tuning.read_meta(tuned_dir)
+    target = make_target(meta["mcpu"])
+    _, mod = frontend.import_model(tiny_model)
+    fused = legalize_and_fuse(mod, target, tuning.layout_of(tuned_dir))
+    db = tuning.load_database(tuned_dir)
+
+    def scheduled(m) -> set[str]:
+        return {gv.name_hint for gv, f in m.functions.items()
+                if isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None
+                and bool(f.attrs.get("tirx.is_scheduled", False))}
+
+    with target, tvm.transform.PassContext(opt_level=3), db:
+        applied = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(fused)
+    assert scheduled(fused) == set()
+    tuned_tasks = {name for name in (gv.name_hint for gv in fused.functions) if name != "main"}
+    assert scheduled(applied) == tuned_tasks == {"fused_conv2d_add_relu"}
+    # and the whole build path runs with it
+    assert build.compile_module(mod, target, db, tuning.layout_of(tuned_dir)).executable is not None
+
+
+# ------------------------------------------------------------------ point 5: RPC
+@pytest.fixture(scope="module")
+def rpc_tracker():
+    from tvm.rpc.server import Server
+    from tvm.rpc.tracker import Tracker
+
+    tracker = Tracker(host="127.0.0.1", port=9190, port_end=9299, silent=True)
+    server = None
+    try:
+        server = Server(host="127.0.0.1", port=9090, port_end=9299, key="mtcc-test",
+                        tracker_addr=(tracker.host, tracker.port), silent=True)
+        spec = tuning.RpcSpec("127.0.0.1", tracker.port, "mtcc-test")
+        deadline = time.monotonic() + 30
+        while True:  # the server registers asynchronously
+            try:
+                tuning.check_tracker(spec)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield tracker
+    finally:
+        if server is not None:
+            server.terminate()
+        tracker.terminate()
+
+
+@pytest.mark.slow
+def test_tune_through_rpc_tracker(rpc_tracker, tiny_model, tmp_path):
+    out = tmp_path / "rpc"
+    r = run_mtcc("tune", tiny_model, "--target", TARGET, "--trials", RPC_BUDGET, "--out", out, "--stage", "search",
+                 "--rpc-tracker", f"127.0.0.1:{rpc_tracker.port}", "--rpc-key", "mtcc-test", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = _lines(out / tuning.RECORDS)
+    summary = _one_json(r.stdout)
+    assert summary["trials_existing"] == 0 and summary["trials_new"] == len(lines) >= RPC_BUDGET
+    _check_summary(summary, len(lines))
+    secs = [np.mean(json.loads(line)[1][1]) for line in lines]
+    valid = [s for s in secs if s < tuning.FAILED_SECS]
+    assert valid, f"no candidate measured through RPC: {secs}"
+    assert len(valid) >= len(secs) // 2
+
+
+def test_rpc_wrong_key_exits_3(rpc_tracker, tiny_model, tmp_path):
+    r = run_mtcc("tune", tiny_model, "--target", TARGET, "--trials", 4, "--out", tmp_path / "o", "--stage", "search",
+                 "--rpc-tracker", f"127.0.0.1:{rpc_tracker.port}", "--rpc-key", "no-such-key", timeout=300)
+    assert r.returncode == 3, r.stderr[-3000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--rpc-key no-such-key" in lines[0] and "mtcc-test" in lines[0], r.stderr
+    assert not _lines(tmp_path / "o" / tuning.RECORDS)
+
+
+def test_check_tracker_with_tvm_summary_format(rpc_tracker):
+    from mtcc.errors import EnvironmentProblem
+
+    tuning.check_tracker(tuning.RpcSpec("127.0.0.1", rpc_tracker.port, "mtcc-test"))
+    # A client's request for a key creates that key's queue in the tracker (free 0,
+    # pending 1) though no server has it: that must not count as a server.
+    import tvm.rpc
+    from tvm.rpc import base
+
+    sess = tvm.rpc.connect_tracker("127.0.0.1", rpc_tracker.port)
+    base.sendjson(sess._sock, [base.TrackerCode.REQUEST, "ghost", "", 1])  # no wait for the answer
+    deadline = time.monotonic() + 10
+    probe = tvm.rpc.connect_tracker("127.0.0.1", rpc_tracker.port)
+    while "ghost" not in probe.summary()["queue_info"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert probe.summary()["queue_info"].get("ghost", {}).get("free") == 0
+    probe.close()
+    with pytest.raises(EnvironmentProblem, match="--rpc-key ghost") as err:
+        tuning.check_tracker(tuning.RpcSpec("127.0.0.1", rpc_tracker.port, "ghost"))
+    assert "\n" not in str(err.value)
+    sess.close()
+
+
+def test_unreachable_tracker_fails_fast_with_one_line():
+    import socket
+
+    from mtcc.errors import EnvironmentProblem
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(EnvironmentProblem, match=f"--rpc-tracker 127.0.0.1:{port}") as err:
+        tuning.check_tracker(tuning.RpcSpec("127.0.0.1", port, "mtcc-test"))
+    assert "\n" not in str(err.value)
+    assert time.monotonic() - start < 30  # TVM's client alone retries for 60 s
