@@ -391,7 +391,7 @@ def tune_cmd(model, target, trials, out, resume, layout, input_shapes, rpc_track
 
     console = _console()
     tgt = parse_target(target)
-    if target is None:
+    if target is None and stage != "characterize":  # characterize reads the target from --out
         console.print(f"target: {describe(tgt)} (this machine; --target {PORTABLE_MCPU} for schedules "
                       "that run on any AVX-512 machine)")
     rpc = tuning.RpcSpec.parse(rpc_tracker, rpc_key) if rpc_tracker else None
