@@ -181,6 +181,10 @@ def _pack(model, schedules: Path, out: Path, db_lines, db, *, input_shapes, max_
     target = _schedules_target(schedules, db_lines)
     layout = db_lines.meta.get("layout", tasks_mod.DEFAULT_LAYOUT)
     cores = target_cores(target)
+    # Database times were measured on `measure_threads` threads (tune.json), which can be
+    # fewer than the target's cores: name their cell after what was measured.
+    measured = next((r.get("measure_threads") for r in reversed(db_lines.meta.get("runs", []))
+                     if r.get("measure_threads")), None) or cores
 
     _say(progress, f"importing {model}")
     model_info, mod = frontend.import_model(model, input_shapes)
@@ -291,7 +295,7 @@ def _pack(model, schedules: Path, out: Path, db_lines, db, *, input_shapes, max_
             else:
                 us = round(db_lines.record_secs(index) * 1e6, 3)
                 variant = {"id": "v0", "function": base, "trace": _trace_ref(db_lines, index),
-                           "latency_us": {f"{cores}c/none": us}, "footprint": None, "tuned_us": us}
+                           "latency_us": {f"{measured}c/none": us}, "footprint": None, "tuned_us": us}
             variants, default, differs = [variant], variant, False
         selector_tasks.append({"task": task, "calls": sum(c.task == task for c in plan.calls),
                                "default": default["id"], "variants": variants,
@@ -316,7 +320,7 @@ def _pack(model, schedules: Path, out: Path, db_lines, db, *, input_shapes, max_
     for name, arr in plan.weights.items():
         members[f"{WEIGHTS_DIR}/{name}.npy"] = B.npy_bytes(arr)
     selector = {"format": SELECTOR_FORMAT, "source": source, "cores": cores,
-                "reference_cell": f"{cores}c/none", "tasks": selector_tasks}
+                "reference_cell": f"{measured}c/none", "tasks": selector_tasks}
     members[SELECTOR_MEMBER] = B.canonical_json(selector)
 
     task_rows = []
