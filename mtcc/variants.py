@@ -885,12 +885,7 @@ def _load_characterization(characterization) -> dict:
     path = Path(characterization)
     if path.is_dir():
         path = path / CHARACTERIZATION
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no characterization (run `mtcc tune --stage characterize` first)") from None
-    except (OSError, ValueError) as e:
-        raise BadInput(f"{path}: unreadable characterization ({e})") from None
+    data = _read_json(path, "characterization")
     if data.get("format") != FORMAT:
         raise BadInput(f"{path}: not an mtcc characterization (expected format {FORMAT})")
     return data
@@ -1018,15 +1013,20 @@ def select_variants(characterization, max_variants: int = 5, *, out=None, write:
     return result
 
 
+def _read_json(path: Path, what: str):
+    """A stage's JSON file, or BadInput naming it (missing: say how to make it)."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no {what} (run `mtcc tune --stage characterize` first)") from None
+    except (OSError, ValueError) as e:
+        raise BadInput(f"{path}: unreadable {what} ({e})") from None
+
+
 def load_variants(schedules_dir) -> dict:
     path = Path(schedules_dir)
     path = path / VARIANTS if path.is_dir() else path
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no variants file (run `mtcc tune --stage characterize`)") from None
-    except (OSError, ValueError) as e:
-        raise BadInput(f"{path}: unreadable variants file ({e})") from None
+    data = _read_json(path, "variants file")
     if not isinstance(data, dict) or "tasks" not in data:
         raise BadInput(f"{path}: not an mtcc variants file")
     return data
