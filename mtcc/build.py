@@ -5,7 +5,6 @@ the best record of every task from a MetaSchedule database; the pack stage reuse
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -70,9 +69,3 @@ def compile_module(mod, target, database=None, layout: str = DEFAULT_LAYOUT) -> 
                 mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
         executable = tvm.compile(mod, target=target)
     return Compiled(executable, target, time.perf_counter() - start)
-
-
-def set_num_threads(n: int) -> None:
-    """TVM's pool reads TVM_NUM_THREADS when it first starts; later changes go through
-    the runtime's config_threadpool."""
-    os.environ["TVM_NUM_THREADS"] = str(n)

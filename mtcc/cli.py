@@ -357,6 +357,7 @@ Examples:
   mtcc tune examples/models/squeezenet.onnx --target x86-64-v4 --trials 2000
   mtcc tune model.onnx --out schedules/model/llvm-x86-64-v4 --resume     # continue after a crash
   mtcc tune model.onnx --trials 8 --rpc-tracker 127.0.0.1:9190 --rpc-key cpu --json
+  mtcc tune model.onnx --out DIR --resume --task fused_conv2d_NCHW3c_add_relu --trials 200
 """,
 )
 @click.argument("model", type=click.Path(path_type=Path))
@@ -369,6 +370,9 @@ Examples:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Schedules folder (default schedules/<model>/<target-name>/).")
 @click.option("--resume", is_flag=True, help="Continue a folder that already holds records.")
+@click.option("--task", "only_tasks", multiple=True, metavar="NAME",
+              help="Tune only this task (repeatable; names as `mtcc inspect` lists them); --trials then "
+                   "counts the records of these tasks.")
 @click.option("--layout", type=click.Choice(["NCHWc", "NCHW"]), default="NCHWc", show_default=True,
               help="Convolution data layout to tune and compile.")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME:DIMS")
@@ -383,7 +387,7 @@ Examples:
               help="Variants kept per task (the Pareto set is capped at this).")
 @click.option("--calibration", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Calibration file (default schedules/calibration/<cpu>.json, else a quick 30 s calibration).")
-def tune_cmd(model, target, trials, out, resume, layout, input_shapes, rpc_tracker, rpc_key, stage, top_k,
+def tune_cmd(model, target, trials, out, resume, only_tasks, layout, input_shapes, rpc_tracker, rpc_key, stage, top_k,
              max_variants, calibration, as_json):
     """Tune every operator task of MODEL with MetaSchedule (XGBoost cost model)."""
     from . import tuning
@@ -410,7 +414,8 @@ def tune_cmd(model, target, trials, out, resume, layout, input_shapes, rpc_track
         command = "mtcc tune " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
         with _TuneDisplay(console) as display:
             result = tuning.tune(model, target=tgt, trials=trials, out=dest, input_shapes=list(input_shapes),
-                                 layout=layout, rpc=rpc, listeners=[display.update], command=command)
+                                 layout=layout, rpc=rpc, listeners=[display.update], command=command,
+                                 only_tasks=list(only_tasks))
         summary = result.as_dict()
         if not as_json:
             _print_tune_table(console, summary)

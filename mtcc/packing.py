@@ -45,6 +45,7 @@ import numpy as np
 
 from . import bundle as B
 from .errors import BadInput, EnvironmentProblem
+from .threads import use_threads
 
 SELECTOR_FORMAT = "mtcc-selector/1"
 PLAN_MEMBER = "plan.json"
@@ -255,6 +256,11 @@ def _pack(model, schedules: Path, out: Path, db_lines, db, *, input_shapes, max_
                 except (BadInput, KeyError, TypeError, ValueError):
                     raise BadInput(f"{variants_file}: task {task} variant {v.get('id')!r}: no record in "
                                    f"{schedules} matches its trace reference {ref}") from None
+                if db_lines.records[index][0] != info.get("workload"):
+                    raise BadInput(
+                        f"{variants_file}: task {task} variant {v.get('id')!r} was measured on another "
+                        f"workload than this model's task of that name (the model or mtcc's lowering "
+                        f"changed since); run `mtcc tune {model} --out {schedules} --stage characterize` again")
                 func = _scheduled_func(db_lines, index)
                 name = base if _same_schedule(func, funcs[by_name[base]]) else f"{task}{VARIANT_SEP}{k}"
                 if name != base:
@@ -364,7 +370,7 @@ def pin_cores(n: int | None) -> list[int]:
         raise BadInput(f"--cores {n}: this process may use {len(allowed)} core(s) ({allowed})")
     chosen = allowed[:n]
     os.sched_setaffinity(0, chosen)
-    os.environ["TVM_NUM_THREADS"] = str(n)
+    use_threads(n)
     return chosen
 
 

@@ -21,6 +21,7 @@ from . import frontend, tasks as task_mod
 from .errors import BadInput
 from .layout import DEFAULT_LAYOUT
 from .target import describe, target_cores, target_mcpu, target_name
+from .threads import use_threads
 
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
@@ -252,11 +253,24 @@ class TuneResult:
         }
 
 
-def default_trials(graph) -> int:
+def _select_tasks(extracted, names, model_name: str):
+    """The tasks named (all when `names` is empty); an unknown name is refused."""
+    if not names:
+        return extracted
+    known = [t.task_name for t in extracted]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise BadInput(f"--task {unknown[0]}: {model_name} has no such tunable task "
+                       f"(tasks: {', '.join(known)})")
+    return [t for t in extracted if t.task_name in set(names)]
+
+
+def default_trials(graph, names: set[str] | None = None) -> int:
     """A budget that lets the search work on the tasks that hold the time: 64 per
-    compute-heavy task, 16 per data-movement task."""
-    heavy = sum(1 for t in graph.tasks if t.flops > 1e6)
-    return 64 * heavy + 16 * (len(graph.tasks) - heavy)
+    compute-heavy task, 16 per data-movement task (of the tasks in `names`, if given)."""
+    chosen = [t for t in graph.tasks if names is None or t.name in names]
+    heavy = sum(1 for t in chosen if t.flops > 1e6)
+    return 64 * heavy + 16 * (len(chosen) - heavy)
 
 
 def _per_iter(remaining: int, num_tasks: int, cap: int) -> int:
@@ -267,8 +281,10 @@ def _per_iter(remaining: int, num_tasks: int, cap: int) -> int:
 
 def tune(model_path, *, target, trials: int | None = None, out: str | Path | None = None,
          input_shapes=None, layout: str = DEFAULT_LAYOUT, rpc: RpcSpec | None = None,
-         trials_per_iter: int = 32, seed: int = 0, listeners=(), command: str | None = None) -> TuneResult:
-    """Tune every task of the model until the database holds `trials` records in all."""
+         trials_per_iter: int = 32, seed: int = 0, listeners=(), command: str | None = None,
+         only_tasks=None) -> TuneResult:
+    """Tune every task of the model (or the tasks named in `only_tasks`) until the
+    database holds `trials` records for them in all."""
     import tvm.s_tir.meta_schedule as ms
 
     from .builder import WarmBuilder
@@ -285,6 +301,9 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     # that already has its budget, or a bad --rpc-tracker, need not wait for.
     extracted = [t for t in ms.relax_integration.extract_tasks(fused, target)
                  if not t.mod.attrs.get("tirx.is_scheduled", False)]  # as the contexts skip them
+    all_views = [_TaskView(t.task_name, t.dispatched[0]) for t in extracted]
+    all_weights = [t.weight for t in extracted]
+    extracted = _select_tasks(extracted, only_tasks, model.name)
     contexts = [_TaskView(t.task_name, t.dispatched[0]) for t in extracted]
     weights = [t.weight for t in extracted]
     flops = {t.name: t.flops for t in graph.tasks}
@@ -293,7 +312,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
         tasks=[TaskProgress(c.task_name, flops.get(c.task_name, 0.0), int(w), trials=len(r),
                             best_secs=min((_mean_secs(x) for x in r), default=float("inf")))
                for c, w, r in zip(contexts, weights, existing)],
-        budget=trials if trials is not None else default_trials(graph),
+        budget=trials if trials is not None else default_trials(graph, {c.task_name for c in contexts}),
         existing=sum(len(r) for r in existing),
         listeners=list(listeners),
     )
@@ -301,7 +320,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     # TVM sizes its pool once per process, from TVM_NUM_THREADS (else half the logical
     # CPUs on x86): the measuring workers inherit this, so candidates run on as many
     # threads as the target has cores unless the caller chose otherwise.
-    os.environ.setdefault("TVM_NUM_THREADS", str(target_cores(target)))
+    use_threads(target_cores(target), overwrite=False)
     start = time.perf_counter()
     if remaining > 0:
         if rpc is not None:
@@ -328,7 +347,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     result = TuneResult(
         model=model.name, target=describe(target), out=str(out), layout=layout,
         trials_requested=progress.budget, trials_existing=progress.existing,
-        trials_new=progress.new_trials, wall_s=wall, tasks=_task_summary(db, contexts, weights, flops),
+        trials_new=progress.new_trials, wall_s=wall, tasks=_task_summary(db, all_views, all_weights, flops),
     )
     _write_meta(out, model, target, layout, result, command)
     return result

@@ -74,6 +74,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from .errors import BadInput, EnvironmentProblem
+from .threads import tvm_thread_env
 
 FORMAT = "mtcc-characterization/1"
 VARIANTS_FORMAT = "mtcc-variants/1"
@@ -478,7 +479,7 @@ class _Worker:
         self._log = None
 
     def start(self) -> "_Worker":
-        env = {**os.environ, "TVM_NUM_THREADS": str(len(self.cores)), "OMP_NUM_THREADS": "1",
+        env = {**os.environ, **tvm_thread_env(len(self.cores)), "OMP_NUM_THREADS": "1",
                "OPENBLAS_NUM_THREADS": "1", "MTCC_PARENT_PID": str(os.getpid()),
                "MTCC_PDEATHSIG": "1" if threading.current_thread() is threading.main_thread() else "0"}
         root = str(Path(__file__).resolve().parent.parent)

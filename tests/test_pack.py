@@ -314,6 +314,27 @@ def test_pack_bad_inputs(tmp_path, schedules):
     _one_line_error(p, "does not exist")
 
 
+
+def test_pack_refuses_variants_measured_on_another_workload(tmp_path, schedules):
+    """A variants.json from before the model or the lowering changed: a task of the same
+    name whose records belong to another workload must not be packed under that name."""
+    stale = tmp_path / "stale"
+    shutil.copytree(schedules["variants_dir"], stale)
+    doc = json.loads((stale / "variants.json").read_text())
+    softmax = next(t for t in doc["tasks"] if t["name"] == "softmax")
+    matmul = next(t for t in doc["tasks"] if t["name"] == "matmul")
+    softmax["variants"] = matmul["variants"]  # records of matmul's workload, under softmax's name
+    doc["tasks"] = [softmax]
+    (stale / "variants.json").write_text(json.dumps(doc))
+    p = run_mtcc("pack", MODEL, "--schedules", stale, "-o", tmp_path / "x.mtcc")
+    assert p.returncode == 2 and p.stdout == ""
+    last = p.stderr.strip().splitlines()[-1]  # after pack's progress lines
+    assert last.startswith("mtcc: error:") and "Traceback" not in p.stderr
+    for needle in ("variants.json", "softmax", "another workload", "--stage characterize"):
+        assert needle in last, last
+    assert not (tmp_path / "x.mtcc").exists()
+
+
 # ------------------------------------------------------------------ blocks
 def test_blocks_cut_equal_shares():
     assert blocks_mod.cut([1.0] * 8, 4) == [(0, 2), (2, 4), (4, 6), (6, 8)]

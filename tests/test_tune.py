@@ -400,3 +400,28 @@ def test_unreachable_tracker_fails_fast_with_one_line():
         tuning.check_tracker(tuning.RpcSpec("127.0.0.1", port, "mtcc-test"))
     assert "\n" not in str(err.value)
     assert time.monotonic() - start < 30  # TVM's client alone retries for 60 s
+
+
+# ------------------------------------------------------------------ --task: tune some tasks only
+def test_task_option_tunes_only_the_named_task(tuned_dir, tiny_model, tmp_path):
+    import shutil
+
+    out = tmp_path / "schedules"
+    shutil.copytree(tuned_dir, out)
+    before = {t["name"]: t["trials"] for t in json.loads((out / "tune.json").read_text())["tasks"]}
+    task = max(before, key=lambda n: ("conv" in n, before[n]))  # the conv: a space wide enough for 4 more
+    cmd = _tune_cmd(tiny_model, out, "--resume", "--json", "--task", task)
+    cmd[cmd.index("--trials") + 1] = str(before[task] + 4)  # --trials counts this task's records
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = _one_json(r.stdout)
+    after = {t["name"]: t["trials"] for t in summary["tasks"]}
+    assert set(after) == set(before), "the summary still covers every task"
+    assert after[task] >= before[task] + 4
+    assert {n: c for n, c in after.items() if n != task} == {n: c for n, c in before.items() if n != task}
+
+    bad = run_mtcc("tune", tiny_model, "--target", TARGET, "--out", out, "--resume", "--stage", "search",
+                   "--task", "no_such_task", timeout=300)
+    assert bad.returncode == 2 and bad.stdout == ""
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--task no_such_task" in lines[0] and task in lines[0], bad.stderr

@@ -3,7 +3,9 @@ OpenVINO, on the same input, same cores, interleaved in one run.
 
 One worker process per thread count, pinned to the first N cores, runs every system
 in turn (mtcc, ORT, OpenVINO, mtcc, ORT, ...) so drift of a shared VM hits all of
-them alike; warm-up first, then the median of `repeats` runs per system.  The mtcc
+them alike; warm-up first, then the median of `repeats` runs per system.  On more
+than one thread each timed run follows a pause and one untimed run, so no system is
+timed beside another's still-spinning thread pool.  The mtcc
 library is compiled once here and loaded by each worker (TVM reads its thread count
 when its pool starts, so a fresh process per thread count is the honest way).
 """
@@ -20,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInput, MtccError
+from ..threads import tvm_thread_env
 
 SYSTEMS = ("mtcc", "onnxruntime", "openvino", "openvino-default")
+SETTLE_S = 0.02  # longer than any pool's spin-wait after a run (TVM's is a few ms)
 
 
 def _percentiles(times_s: list[float]) -> dict:
@@ -73,9 +77,18 @@ def _worker(spec: dict) -> dict:
         for _ in range(spec["warmup"]):
             for fn in runners.values():
                 fn()
+        # Every system keeps a thread pool whose idle workers spin for a while after a
+        # run (TVM ~ms, ONNX Runtime, OpenVINO's TBB): right after another system they
+        # would still hold the cores.  So each turn waits for the previous system's
+        # pool to go idle (untimed), runs once untimed to wake its own pool, then times
+        # one run: every system is measured hot, none beside another's spinning pool.
+        settle = SETTLE_S if threads > 1 else 0.0
         times = {name: [] for name in runners}
         for _ in range(spec["repeats"]):
             for name, fn in runners.items():  # interleaved: drift hits every system alike
+                if settle:
+                    time.sleep(settle)
+                    fn()
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
@@ -131,7 +144,7 @@ def bench_single(models: list[dict], threads=(1, 2), repeats: int = 20, warmup: 
         for n in threads:
             progress(f"measuring on {n} thread(s), cores {cores[:n]}: warm-up {warmup}, {repeats} interleaved runs")
             spec = {"threads": n, "models": items, "repeats": repeats, "warmup": warmup, "systems": list(systems)}
-            env = dict(os.environ, TVM_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n))
+            env = dict(os.environ, **tvm_thread_env(n), OMP_NUM_THREADS=str(n))
             proc = subprocess.run(
                 ["taskset", "-c", ",".join(map(str, cores[:n])), sys.executable, "-m", "mtcc.bench.single",
                  "--worker", json.dumps(spec)], capture_output=True, text=True, env=env)
