@@ -185,8 +185,12 @@ def _print_schedules(info: dict) -> None:
                   f"{info['records']} records ({info['valid_records']} valid), estimated "
                   f"{info['estimated_latency_ms']} ms")
     for run in info["runs"]:
-        console.print(f"  {run['date']}: {run['trials_new']} trials in {run['wall_s']} s on "
-                      f"{run['machine'].get('cpu')} ({run['machine'].get('cores')} cores): {run['command']}")
+        if run.get("status") in ("running", "interrupted"):  # killed: its records are kept, its totals unknown
+            done = f"{run['status']} (records kept)"
+        else:
+            done = f"{run['trials_new']} trials in {run['wall_s']} s"
+        console.print(f"  {run['date']}: {done} on {run['machine'].get('cpu')} "
+                      f"({run['machine'].get('cores')} cores): {run['command']}")
     if info["tasks"]:
         _print_tune_table(console, {"model": info["model"], "target": info["target"], "layout": info["layout"],
                                     "trials_total": info["records"], "trials_new": 0, "wall_s": 0,

@@ -327,6 +327,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
             check_tracker(rpc)
         log_dir = out / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
+        _note_run_started(out, model, target, layout, command)
         contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, str(log_dir), seed=seed)
         builder = WarmBuilder()
         runner = make_runner(rpc)
@@ -375,26 +376,53 @@ def _task_summary(db, contexts, weights, flops) -> list[dict]:
     return rows
 
 
-def _write_meta(out: Path, model, target, layout: str, result: TuneResult, command: str | None) -> None:
-    """How these schedules were made, next to them (appends one entry per run)."""
+def _base_meta(out: Path, model, target, layout: str) -> dict:
     meta_path = out / META
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"runs": []}
+    meta.update({"model": model.name, "model_sha256": model.sha256, "target": describe(target),
+                 "mcpu": target_mcpu(target), "num_cores": target_cores(target), "layout": layout})
+    return meta
+
+
+def _save_meta(out: Path, meta: dict) -> None:
+    tmp = (out / META).with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, out / META)
+
+
+def _note_run_started(out: Path, model, target, layout: str, command: str | None) -> None:
+    """Record the run before its first trial, so a run that is killed is still listed
+    (its command, date and machine) and the next run can say it was interrupted."""
+    meta = _base_meta(out, model, target, layout)
+    for run in meta["runs"]:
+        if run.get("status") == "running":
+            run["status"] = "interrupted"
+    meta["runs"].append({
+        "command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "status": "running",
+        "machine": machine_description(),
+        "measure_threads": int(os.environ.get("TVM_NUM_THREADS", "0")) or None,
+    })
+    _save_meta(out, meta)
+
+
+def _write_meta(out: Path, model, target, layout: str, result: TuneResult, command: str | None) -> None:
+    """How these schedules were made, next to them: completes the run noted at its
+    start (or appends one, for a run that had nothing to tune)."""
+    meta = _base_meta(out, model, target, layout)
     meta.update({
-        "model": model.name, "model_sha256": model.sha256, "target": describe(target),
-        "mcpu": target_mcpu(target), "num_cores": target_cores(target), "layout": layout,
         "trials_total": result.trials_existing + result.trials_new,
         "estimated_latency_ms": result.as_dict()["estimated_latency_ms"],
         "tasks": result.tasks,
     })
-    meta["runs"].append({
-        "command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "trials_new": result.trials_new, "wall_s": round(result.wall_s, 1),
-        "machine": machine_description(),
-        "measure_threads": int(os.environ.get("TVM_NUM_THREADS", "0")) or None,
-    })
-    tmp = meta_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, meta_path)
+    runs = meta["runs"]
+    if not (runs and runs[-1].get("status") == "running"):
+        runs.append({
+            "command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": machine_description(),
+            "measure_threads": int(os.environ.get("TVM_NUM_THREADS", "0")) or None,
+        })
+    runs[-1].update({"status": "finished", "trials_new": result.trials_new, "wall_s": round(result.wall_s, 1)})
+    _save_meta(out, meta)
 
 
 def machine_description() -> dict:

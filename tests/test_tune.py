@@ -130,8 +130,10 @@ def killed_and_resumed(tiny_model, tmp_path_factory) -> dict:
         time.sleep(0.1)
     lingering = _group_alive(proc.pid)
 
+    meta = out / tuning.META
     killed = {"records_raw": records.read_bytes(), "workloads_raw": workloads.read_bytes(),
-              "records": _complete_lines(records), "workloads": _complete_lines(workloads)}
+              "records": _complete_lines(records), "workloads": _complete_lines(workloads),
+              "meta": json.loads(meta.read_text()) if meta.exists() else None}
 
     resumed = subprocess.run(_tune_cmd(tiny_model, out, "--resume", "--json"), cwd=ROOT,
                              capture_output=True, text=True, timeout=600)
@@ -194,6 +196,20 @@ def test_sigkill_leaves_valid_or_repairable_files(killed_and_resumed, tmp_path):
     assert len(killed["records"]) < BUDGET, "the kill came after the budget was done"
 
 
+def test_killed_run_is_recorded_and_marked_interrupted(killed_and_resumed):
+    """tune.json lists a run from its start: the killed one keeps its command and date,
+    and the resume marks it interrupted before completing its own entry."""
+    killed_meta = killed_and_resumed["killed"]["meta"]
+    assert killed_meta is not None, "no tune.json after the kill"
+    assert [r["status"] for r in killed_meta["runs"]] == ["running"]
+    assert "--trials" in killed_meta["runs"][0]["command"] and killed_meta["mcpu"] == TARGET
+    final = json.loads((killed_and_resumed["out"] / tuning.META).read_text())
+    assert [r["status"] for r in final["runs"]] == ["interrupted", "finished", "finished"]
+    assert final["runs"][0]["date"] == killed_meta["runs"][0]["date"]
+    assert final["runs"][1]["trials_new"] > 0 and final["runs"][2]["trials_new"] == 0
+    assert final["trials_total"] == len(_lines(killed_and_resumed["out"] / tuning.RECORDS))
+
+
 @pytest.mark.slow
 def test_resume_loses_nothing_and_duplicates_nothing(killed_and_resumed):
     killed = killed_and_resumed["killed"]
@@ -222,7 +238,7 @@ def test_resume_with_full_budget_does_no_trials(killed_and_resumed):
     assert (out / tuning.WORKLOADS).read_bytes() == after["workloads_raw"]
     _check_summary(third, len(_lines(out / tuning.RECORDS)))
     meta = tuning.read_meta(out)
-    assert meta["mcpu"] == TARGET and len(meta["runs"]) == 2  # the killed run wrote none
+    assert meta["mcpu"] == TARGET and len(meta["runs"]) == 3  # the killed run, marked interrupted
 
 
 @pytest.mark.slow
