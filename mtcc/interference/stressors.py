@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from pathlib import Path
 
@@ -56,22 +57,31 @@ def start_worker(spec: dict) -> subprocess.Popen:
 
 
 def end_worker(proc: subprocess.Popen, grace_s: float = 2.0) -> None:
-    """Close its pipe (the polite stop), then SIGKILL if it has not left in time."""
-    if proc.poll() is None:
+    end_workers([proc], grace_s)
+
+
+def end_workers(procs, grace_s: float = 2.0) -> None:
+    """Close every worker's pipe at once (the polite stop), then SIGKILL those not gone
+    when the one shared grace period ends: stopping N workers takes one grace period,
+    not N (an interrupted parent must be gone quickly even on a loaded machine)."""
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGCONT)  # a paused worker cannot read its pipe
+            except ProcessLookupError:
+                pass
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
         try:
-            proc.send_signal(signal.SIGCONT)  # a paused worker cannot read its pipe
-        except ProcessLookupError:
-            pass
-    for stream in (proc.stdin, proc.stdout):
-        try:
-            stream.close()
-        except (OSError, ValueError):
-            pass
-    try:
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Stressor:
@@ -120,8 +130,7 @@ class Stressor:
 
     def stop(self) -> None:
         procs, self._procs = self._procs, []
-        for proc in procs:
-            end_worker(proc)
+        end_workers(procs)
         _live.discard(self)
 
     def pause(self) -> None:
@@ -229,5 +238,10 @@ def make_stressor(config: dict, nice: int = 0) -> Stressor:
 
 @atexit.register
 def _stop_all() -> None:
+    """At exit: every live stressor's workers, stopped together."""
+    procs = []
     for stressor in list(_live):
-        stressor.stop()
+        procs.extend(stressor._procs)
+        stressor._procs = []
+        _live.discard(stressor)
+    end_workers(procs)
