@@ -7,6 +7,10 @@ Python API (mirrors the CLI):
     mtcc.load(F)                           -> LoadedBundle (.run(*arrays), .variants, .select)
 """
 from .errors import BadInput, EnvironmentProblem, FellShort, MtccError
+from .threads import default_thread_placement
+
+# Before any TVM thread pool starts in this process (see mtcc/threads.py).
+default_thread_placement()
 
 __version__ = "0.1.0"
 

@@ -15,6 +15,13 @@ from __future__ import annotations
 import os
 
 
+def default_thread_placement() -> None:
+    """Binding off for this process unless the user chose: importing mtcc does this,
+    so a program that loads a bundle in its own process (mtcc.load(...).run) does not
+    meet the 25x slowdown above."""
+    os.environ.setdefault("TVM_BIND_THREADS", "0")
+
+
 def tvm_thread_env(n: int) -> dict[str, str]:
     """Environment entries for a process whose TVM pool should run `n` threads."""
     return {"TVM_NUM_THREADS": str(int(n)),

@@ -116,7 +116,10 @@ def test_probes_run_in_process():
 # --- no orphans ---------------------------------------------------------------------
 
 CHILD = textwrap.dedent("""
-    import json, sys, time
+    import json, signal, sys, time
+    # A shell's background job inherits SIGINT ignored (POSIX), and Python keeps it
+    # so: behave like a program run in a terminal, where Ctrl-C raises.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {root!r})
     from mtcc.interference import CacheStressor, StreamStressor
     cores = {cores!r}
