@@ -322,6 +322,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     # threads as the target has cores unless the caller chose otherwise.
     use_threads(target_cores(target), overwrite=False)
     start = time.perf_counter()
+    noted = remaining > 0
     if remaining > 0:
         if rpc is not None:
             check_tracker(rpc)
@@ -350,7 +351,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
         trials_requested=progress.budget, trials_existing=progress.existing,
         trials_new=progress.new_trials, wall_s=wall, tasks=_task_summary(db, all_views, all_weights, flops),
     )
-    _write_meta(out, model, target, layout, result, command)
+    _write_meta(out, model, target, layout, result, command, noted)
     return result
 
 
@@ -390,38 +391,38 @@ def _save_meta(out: Path, meta: dict) -> None:
     os.replace(tmp, out / META)
 
 
+def _new_run(meta: dict, command: str | None) -> dict:
+    """Append this run's entry; any run still "running" was killed before it ended."""
+    for run in meta["runs"]:
+        if run.get("status") == "running":
+            run["status"] = "interrupted"
+    run = {"command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "status": "running",
+           "machine": machine_description(),
+           "measure_threads": int(os.environ.get("TVM_NUM_THREADS", "0")) or None}
+    meta["runs"].append(run)
+    return run
+
+
 def _note_run_started(out: Path, model, target, layout: str, command: str | None) -> None:
     """Record the run before its first trial, so a run that is killed is still listed
     (its command, date and machine) and the next run can say it was interrupted."""
     meta = _base_meta(out, model, target, layout)
-    for run in meta["runs"]:
-        if run.get("status") == "running":
-            run["status"] = "interrupted"
-    meta["runs"].append({
-        "command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "status": "running",
-        "machine": machine_description(),
-        "measure_threads": int(os.environ.get("TVM_NUM_THREADS", "0")) or None,
-    })
+    _new_run(meta, command)
     _save_meta(out, meta)
 
 
-def _write_meta(out: Path, model, target, layout: str, result: TuneResult, command: str | None) -> None:
-    """How these schedules were made, next to them: completes the run noted at its
-    start (or appends one, for a run that had nothing to tune)."""
+def _write_meta(out: Path, model, target, layout: str, result: TuneResult, command: str | None,
+                noted: bool) -> None:
+    """How these schedules were made, next to them: completes the run this process
+    noted at its start (`noted`), or adds one for a run that had nothing to tune."""
     meta = _base_meta(out, model, target, layout)
     meta.update({
         "trials_total": result.trials_existing + result.trials_new,
         "estimated_latency_ms": result.as_dict()["estimated_latency_ms"],
         "tasks": result.tasks,
     })
-    runs = meta["runs"]
-    if not (runs and runs[-1].get("status") == "running"):
-        runs.append({
-            "command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": machine_description(),
-            "measure_threads": int(os.environ.get("TVM_NUM_THREADS", "0")) or None,
-        })
-    runs[-1].update({"status": "finished", "trials_new": result.trials_new, "wall_s": round(result.wall_s, 1)})
+    run = meta["runs"][-1] if noted else _new_run(meta, command)
+    run.update({"status": "finished", "trials_new": result.trials_new, "wall_s": round(result.wall_s, 1)})
     _save_meta(out, meta)
 
 
