@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.mtcc-installed
 MODELS := examples/models
 MODEL_FILES := $(MODELS)/squeezenet.onnx $(MODELS)/inception_v1.onnx $(MODELS)/resnet50.onnx $(MODELS)/transformer.onnx
 
-.PHONY: all setup models demo test pack bench lock clean
+.PHONY: all setup models demo test test-quick pack bench lock clean
 
 all: demo
 
@@ -32,8 +32,13 @@ demo: models
 test: models
 	$(BIN)/python -m pytest -q -ra
 
+# The quick part of the suite (no test marked slow): a few minutes on 2 cores.
+test-quick: models
+	$(BIN)/python -m pytest -q -ra -m "not slow"
+
 # The CI build step: a bundle per example model from its committed schedules (no tuning).
-# Fails (non-zero) on a bad model, a missing schedules folder or an unusable CPU.
+# Fails (non-zero) on a bad model or a missing or stale schedules folder.  Packing runs no
+# compiled code, so it also works on a CPU without AVX-512 (running the bundles does not).
 PACKED := $(patsubst schedules/%/llvm-x86-64-v4/database_tuning_record.json,build/%.mtcc,$(wildcard schedules/*/llvm-x86-64-v4/database_tuning_record.json))
 pack: models
 	@test -n "$(PACKED)" || { echo "no committed schedules under schedules/*/llvm-x86-64-v4" >&2; exit 2; }

@@ -18,10 +18,11 @@ import time
 
 import tvm.s_tir.meta_schedule as ms
 
-from mtcc import frontend, tasks
-from mtcc.builder import WarmBuilder
+from mtcc import frontend
+from mtcc.frontend import tasks
+from mtcc.tune.builder import WarmBuilder
 from mtcc.target import make_target
-from mtcc.tuning import make_runner
+from mtcc.tune.driver import make_runner
 
 
 def tune_once(task, target, builder, trials: int, per_iter: int) -> dict:

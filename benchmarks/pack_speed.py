@@ -71,7 +71,8 @@ def bench_one(model: Path, schedules: Path, repeats: int, warmup: int, tmp: Path
     import tvm
 
     import mtcc
-    from mtcc import baselines, frontend
+    from mtcc import frontend
+    from mtcc.bench import baselines
 
     # Work on a copy: a schedules folder may be appended to by a running tune, and
     # mtcc.compile's loader repairs (rewrites) a torn file in place.

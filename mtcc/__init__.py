@@ -5,6 +5,7 @@ Python API (mirrors the CLI):
     mtcc.compile(path, schedules=DIR)      -> Compiled (.session().run(*arrays))
     mtcc.pack(path, schedules=DIR, out=F)  -> dict     one verified, deterministic bundle file
     mtcc.load(F)                           -> LoadedBundle (.run(*arrays), .variants, .select)
+    mtcc.Server({name: F, ...}, cores, policy, qos_ms) -> a multi-tenant server (.submit, .stats)
 """
 from .errors import BadInput, EnvironmentProblem, FellShort, MtccError
 from .threads import default_thread_placement
@@ -29,18 +30,28 @@ def compile(model, schedules=None, target=None, input_shapes=None, layout=None):
     return _compile(model, schedules=schedules, target=target, input_shapes=input_shapes, layout=layout)
 
 
-def pack(model, schedules, out, input_shapes=None, max_blocks=None, progress=None):
-    """See mtcc.pack.pack: MODEL + schedules folder -> one bundle file; returns its summary."""
+def pack(model, schedules, out, input_shapes=None, max_blocks=None, min_block_us=None, target=None, progress=None):
+    """See mtcc.packing.packer.pack: MODEL + schedules folder -> one bundle file; returns its summary."""
     from .packing import pack as _pack
 
-    return _pack(model, schedules, out, input_shapes=input_shapes, max_blocks=max_blocks, progress=progress)
+    return _pack(model, schedules, out, input_shapes=input_shapes, max_blocks=max_blocks,
+                 min_block_us=min_block_us, target=target, progress=progress)
 
 
 def load(path):
-    """See mtcc.pack.load: verifies a bundle completely, then loads it (LoadedBundle)."""
-    from .packing import load as _load
+    """See mtcc.runtime.loader.load: verifies a bundle completely, then loads it (LoadedBundle)."""
+    from .runtime.loader import load as _load
 
     return _load(path)
 
 
-__all__ = ["inspect", "compile", "pack", "load", "MtccError", "BadInput", "EnvironmentProblem", "FellShort", "__version__"]
+def __getattr__(name):
+    # mtcc.Server, imported on first use (it pulls in numpy and multiprocessing).
+    if name == "Server":
+        from .runtime.server import Server
+
+        return Server
+    raise AttributeError(f"module 'mtcc' has no attribute {name!r}")
+
+
+__all__ = ["Server", "inspect", "compile", "pack", "load", "MtccError", "BadInput", "EnvironmentProblem", "FellShort", "__version__"]

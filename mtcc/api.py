@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import frontend, tasks
+from . import frontend
+from .frontend import tasks
 from .target import describe, make_target, parse_target
 
 
@@ -46,19 +47,20 @@ def compile(model, schedules=None, target=None, input_shapes=None, layout=None):
     """Compile an ONNX model with the best record of every task from a schedules folder
     (None: TVM's default schedules).  The target defaults to the one the schedules were
     tuned for (read from their tune.json), else x86-64-v4 on this machine's cores.
-    Returns a build.Compiled; `.session().run(*arrays)` runs it."""
-    from . import build, tuning
+    Returns a tune.compile.Compiled; `.session().run(*arrays)` runs it."""
     from .target import PORTABLE_MCPU
+    from .tune import database as schedules_db
+    from .tune.compile import compile_module
 
     model_info, mod = frontend.import_model(model, input_shapes)
-    database = tuning.load_database(schedules) if schedules is not None else None
+    database = schedules_db.open_readonly(schedules) if schedules is not None else None
     if target is None:
-        meta = tuning.read_meta(schedules) if schedules is not None else {}
+        meta = schedules_db.read_meta(schedules) if schedules is not None else {}
         target = make_target(meta.get("mcpu", PORTABLE_MCPU))
     elif isinstance(target, str):
         target = parse_target(target)
-    chosen_layout = layout or (tuning.layout_of(schedules) if schedules is not None else tasks.DEFAULT_LAYOUT)
-    compiled = build.compile_module(mod, target, database, chosen_layout)
+    chosen_layout = layout or (schedules_db.layout_of(schedules) if schedules is not None else tasks.DEFAULT_LAYOUT)
+    compiled = compile_module(mod, target, database, chosen_layout)
     compiled.model = model_info
     return compiled
 

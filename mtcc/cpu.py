@@ -118,3 +118,18 @@ def missing_features(required: Iterable[str], have: set[str] | None = None) -> l
     """The required extensions this CPU (or `have`) lacks, sorted."""
     have = cpu_features() if have is None else _parse(have)
     return sorted(_parse(required) - have)
+
+
+def check_can_run(target, what: str) -> None:
+    """EnvironmentProblem (exit 3) before `what` runs code compiled for `target` on a CPU
+    lacking one of its extensions: a clear refusal instead of SIGILL mid-inference.
+    Inspecting, tuning for another machine (with --rpc-tracker) and packing run no such
+    code and are not checked."""
+    from .errors import EnvironmentProblem
+
+    missing = missing_features(required_features(target))
+    if missing:
+        mcpu = str(target.attrs.get("mcpu", "?"))
+        raise EnvironmentProblem(f"{what}: this CPU lacks {', '.join(missing)}, needed by code compiled for "
+                                 f"{mcpu}; run it on a CPU that has them, or compile for this CPU "
+                                 f"(e.g. --target x86-64-v3)")

@@ -1,4 +1,4 @@
-"""Errors that map to the CLI's exit codes (DESIGN.md, "The command-line contract").
+"""Errors that map to the CLI's exit codes (docs/method.md, "The command-line contract").
 
 Every message is one line that names the file or flag at fault; the CLI prints it
 to stderr and exits with the class's code.  Library users catch `MtccError`.
@@ -27,3 +27,9 @@ class EnvironmentProblem(MtccError):
     """The machine lacks something: a dependency, a CPU feature."""
 
     exit_code = 3
+
+
+# Exit code of an unexpected exception (a bug in mtcc, not in the user's input); the CLI
+# maps every exception that is not an MtccError to it.
+INTERNAL_ERROR_EXIT = 4
+REPORT_HINT = "a bug in mtcc: rerun with --debug and report the traceback"

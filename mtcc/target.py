@@ -16,6 +16,8 @@ from .errors import BadInput
 
 PORTABLE_MCPU = "x86-64-v4"
 TRIPLE = "x86_64-unknown-linux-gnu"
+# x86-64 microarchitecture levels, newest first: what code compiled for each may use.
+PORTABLE_LEVELS = ("x86-64-v4", "x86-64-v3", "x86-64-v2", "x86-64")
 
 
 def available_cores() -> int:
@@ -28,6 +30,19 @@ def host_mcpu() -> str:
     from tvm.target import codegen
 
     return str(codegen.llvm_get_system_cpu())
+
+
+def runnable_here(mcpu: str) -> bool:
+    """Whether this CPU has every extension code compiled for `mcpu` may use."""
+    from .cpu import missing_features, required_features_for_mcpu
+
+    return not missing_features(required_features_for_mcpu(mcpu))
+
+
+def host_portable_mcpu() -> str:
+    """The newest portable level this CPU runs: x86-64-v4 (AVX-512) on the project's
+    usual machines, x86-64-v3 (AVX2) on many hosted CI runners and older servers."""
+    return next((level for level in PORTABLE_LEVELS if runnable_here(level)), PORTABLE_LEVELS[-1])
 
 
 def _check_mcpu(mcpu: str, flag: str) -> None:

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import tvm
 
-from mtcc import bundle, cpu
-from mtcc.bundle import open_bundle, write_bundle
+from mtcc import cpu
+from mtcc.bundle import container as bundle
+from mtcc.bundle.container import open_bundle, write_bundle
 from mtcc.errors import BadInput, EnvironmentProblem
+from conftest import HOST_MCPU
 
 LIB = b"\x7fELF not really a library " * 300  # spans several 512-byte blocks
 
@@ -227,16 +229,14 @@ def test_real_library_loads(tmp_path, monkeypatch):
     import onnx
     from tvm import relax
 
-    from mtcc import build, frontend, target
+    from mtcc import frontend, target
+    from mtcc.tune import compile as build
     from tests import onnx_factory
 
     monkeypatch.delenv(cpu.FAKE_ENV, raising=False)
     onnx.save(onnx_factory.tiny_conv(), tmp_path / "tiny.onnx")
     model, mod = frontend.import_model(tmp_path / "tiny.onnx")
-    tgt = target.make_target("x86-64-v4", 1)
-    missing = cpu.missing_features(cpu.required_features(tgt))
-    if missing:
-        pytest.skip(f"this CPU lacks {missing}")
+    tgt = target.make_target(HOST_MCPU, 1)
     compiled = build.compile_module(mod, tgt)
     compiled.executable.export_library(tmp_path / "model.so")
     manifest = bundle.make_manifest(

@@ -1,6 +1,7 @@
 """The committed schedules of the example models: every model packs from them without
-tuning, every task has a tuned record, and every kept variant, forced in turn,
-computes what ONNX Runtime computes (all variants are the same function)."""
+tuning, every task has a tuned record, every kept variant, forced in turn, computes
+what ONNX Runtime computes (all variants are the same function), and every committed
+variants.json is what the Pareto selection makes of the committed characterization.json."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, HOST_MCPU, ROOT
 
 TARGET_DIR = "llvm-x86-64-v4"
 
@@ -17,10 +18,61 @@ def _schedules(name):
     return ROOT / "schedules" / name / TARGET_DIR
 
 
+def _selection_differences(sched) -> list[str]:
+    """Where the committed variants.json differs from select_variants(characterization.json)."""
+    from mtcc.variants.select import select_variants
+
+    made = select_variants(json.loads((sched / "characterization.json").read_text()), write=False)
+    committed = json.loads((sched / "variants.json").read_text())
+    diffs = [k for k in sorted(set(made) | set(committed)) if k != "tasks" and made.get(k) != committed.get(k)]
+    made_tasks = {t["name"]: t for t in made["tasks"]}
+    committed_tasks = {t["name"]: t for t in committed.get("tasks", [])}
+    diffs += [f"tasks/{n}" for n in sorted(set(made_tasks) | set(committed_tasks))
+              if made_tasks.get(n) != committed_tasks.get(n)]
+    if not diffs and made != committed:  # e.g. the same tasks in another order
+        diffs.append("task order")
+    return diffs
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_committed_variants_match_their_characterization(name, tmp_path):
+    """variants.json is derived data: regenerating it from the committed
+    characterization.json gives the committed file exactly (a stale or hand-edited
+    one would pack variants nobody measured that way)."""
+    import shutil
+
+    sched = _schedules(name)
+    assert (sched / "variants.json").is_file() and (sched / "characterization.json").is_file()
+    assert _selection_differences(sched) == [], \
+        f"{sched}/variants.json is stale: run `mtcc tune ... --stage characterize` (select) again"
+
+    # The comparison sees a stale file: one latency changed in a copy of variants.json ...
+    stale = tmp_path / "stale"
+    shutil.copytree(sched, stale)
+    doc = json.loads((stale / "variants.json").read_text())
+    task = next(t for t in doc["tasks"] if t.get("measured") and t["variants"])
+    cell = next(iter(task["variants"][0]["latency_us"]))
+    task["variants"][0]["latency_us"][cell] *= 1.5
+    (stale / "variants.json").write_text(json.dumps(doc))
+    assert _selection_differences(stale) == [f"tasks/{task['name']}"]
+    # ... and a characterization measured again (one cell slower) without selecting again.
+    shutil.copyfile(sched / "variants.json", stale / "variants.json")
+    char = json.loads((stale / "characterization.json").read_text())
+    picked = task["variants"][0]["id"]
+    ctask = next(t for t in char["tasks"] if t["name"] == task["name"])
+    cand = next(c for c in ctask["candidates"] if c["id"] == picked)
+    cand["cells"][cell]["us"] *= 1.5
+    (stale / "characterization.json").write_text(json.dumps(char))
+    assert f"tasks/{task['name']}" in _selection_differences(stale)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_committed_schedules_pack_and_every_variant_matches_onnxruntime(models_dir, name, tmp_path):
     import mtcc
-    from mtcc import baselines, frontend, packing
+    from mtcc import frontend
+    from mtcc.bench import baselines
+    from mtcc.packing import pack
 
     sched = _schedules(name)
     assert (sched / "database_tuning_record.json").is_file(), f"no committed schedules for {name}"
@@ -28,7 +80,11 @@ def test_committed_schedules_pack_and_every_variant_matches_onnxruntime(models_d
     assert meta["mcpu"] == "x86-64-v4" and meta["runs"], "tune.json must say how the schedules were made"
 
     model_path = models_dir / f"{name}.onnx"
-    info = packing.pack(model_path, sched, tmp_path / f"{name}.mtcc")
+    # Built for what this CPU runs: the tuned target itself on an AVX-512 machine, else the
+    # same records for x86-64-v3 (packing for the tuned target everywhere is `make pack`'s
+    # job in CI; a bundle this CPU cannot run is test_bundle_for_another_cpu_is_refused).
+    target = None if HOST_MCPU == meta["mcpu"] else HOST_MCPU
+    info = pack(model_path, sched, tmp_path / f"{name}.mtcc", target=target)
     loaded = mtcc.load(info["path"])
     has_variants = (sched / "variants.json").exists()
     assert loaded.selector["source"] == ("variants.json" if has_variants else "database")
@@ -58,3 +114,26 @@ def test_committed_schedules_pack_and_every_variant_matches_onnxruntime(models_d
         forced.update(choice.items())
         check(list(loaded.run_dict(feeds).values()))
     assert len(forced) == info["variants"] == sum(len(vs) for vs in loaded.variants.values())
+
+
+def test_bundle_for_another_cpu_is_refused(models_dir, tmp_path):
+    """A committed x86-64-v4 bundle on a CPU without AVX-512 (this one, or one simulated
+    with MTCC_FAKE_CPU_FEATURES): packing works, inspect says it cannot load here, and
+    running it is exit 3 naming the missing extensions -- before any of its code runs."""
+    import os
+
+    from conftest import run_mtcc
+    from mtcc.cpu import FAKE_ENV
+
+    out = tmp_path / "transformer.mtcc"
+    packed = run_mtcc("pack", models_dir / "transformer.onnx", "--schedules", _schedules("transformer"),
+                      "-o", out, "--json")
+    assert packed.returncode == 0, packed.stderr
+    avx2_only = "sse4_1,sse4_2,popcnt,avx,avx2,fma,bmi1,bmi2,f16c,movbe,abm"
+    env = {**os.environ, FAKE_ENV: avx2_only}
+    shown = run_mtcc("inspect", out, "--json", env=env)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["loadable_here"] is False
+    np.savez(tmp_path / "in.npz", tokens=np.zeros((1, 64, 128), np.float32))
+    ran = run_mtcc("run", out, "--input", tmp_path / "in.npz", env=env)
+    assert ran.returncode == 3, ran.stderr
+    assert "avx512f" in ran.stderr and len(ran.stderr.strip().splitlines()) == 1

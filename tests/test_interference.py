@@ -22,6 +22,7 @@ from mtcc.interference import (CacheStressor, ProbeProcess, SpinStressor, Stream
                                choose_levels, compare, load, make_stressor, save, stressor_for_level)
 from mtcc.interference import machine
 from mtcc.interference.probes import robust_time
+from conftest import vcpus_concurrent
 
 CORES = machine.cores()
 two_cores = pytest.mark.skipif(len(CORES) < 2, reason="needs 2 cores: probe and stressor apart")
@@ -48,59 +49,83 @@ def gone(pids: list[int], timeout: float = 5.0) -> list[int]:
 
 # --- the effect ---------------------------------------------------------------------
 
-def side_by_side(probe, stressor, spin, pairs: int) -> tuple[float, float, float]:
+def side_by_side(probe, stressor, spin, pairs: int) -> tuple[float, float, dict]:
     """Median over interleaved pairs of t(beside)/t(alone) for the stressor and the
-    control, and the wall time the stressor was resumed."""
-    stressed, control, resumed = [], [], 0.0
+    control, and the wall time each was resumed."""
+    stressed, control, resumed = [], [], {"stressor": 0.0, "spin": 0.0}
     for _ in range(pairs):
-        for neighbour, ratios in ((stressor, stressed), (spin, control)):
+        for name, neighbour, ratios in (("stressor", stressor, stressed), ("spin", spin, control)):
             alone = robust_time(probe.samples("memory", 0.06))
             t0 = time.perf_counter()
             neighbour.resume()
             beside = robust_time(probe.samples("memory", 0.06))
             neighbour.pause()
-            resumed += (time.perf_counter() - t0) if neighbour is stressor else 0.0
+            resumed[name] += time.perf_counter() - t0
             ratios.append(beside / alone)
     return statistics.median(stressed), statistics.median(control), resumed
 
 
+MIN_SLOWDOWN = 1.05  # calibration.MIN_USABLE_SLOWDOWN: below it, within run-to-run drift
+# The spin control touches no memory: on concurrent vCPUs it leaves the memory probe
+# alone.  Measured on the project's 2-vCPU AMD EPYC VM (probe on core 0, neighbour on
+# core 1, 12 interleaved pairs, 11 runs, some beside another test run): spin 0.90-1.02x
+# while the stride writer read 1.13-1.31x.  1.10 leaves 8 points over the worst control
+# seen and is still well below any stressor slowdown the calibration calls usable
+# together with the control (choose_levels wants 1.05x *and* 1.05x the control).
+CONTROL_MAX = 1.10
+CONTROL_SHARE = 0.5  # the control's slowdown at most half the stream writer's (seen: <= 0.1 of it)
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
 @two_cores
-def test_stressor_slows_the_memory_probe():
+def test_stressor_slows_the_memory_probe_and_the_spin_control_does_not():
     """Strongest stressor found here (64-byte-stride writes over 4x the LLC) on core 1,
     memory-bound probe on core 0, interleaved pairs.  A spin loop beside the probe is
-    the control: it shows how much of a ratio is vCPU time-sharing.
+    the control: busy like the stressor, but touching no memory.
 
-    On this project's 2-vCPU VMs the effect comes and goes with the host (measured
-    1.0-1.7x within minutes).  The stressor itself must work: pinned to its core and
-    busy whenever resumed; that always fails loudly.  A machine that shows no slowdown
-    in two tries skips with the numbers, unless MTCC_REQUIRE_INTERFERENCE=1 (set it
-    where the LLC is known to be shared, e.g. a many-core server)."""
+    Always asserted: both neighbours are pinned to their core and busy whenever resumed.
+    On concurrent vCPUs the control stays near 1 (CONTROL_MAX) and, when the stressor
+    shows a slowdown, the control's is far smaller (CONTROL_SHARE of it).  On this
+    project's 2-vCPU VMs the effect comes and goes with the host (measured 1.0-1.7x
+    within minutes), and time-shared vCPUs make any busy neighbour read ~2x: then the
+    test skips, printing the numbers (`pytest -ra` lists the reason)."""
     tries = []
     with ProbeProcess(CORES[0], nice=-10) as probe, \
             StreamStressor(cores=CORES[1:2], pattern="stride", nice=-10) as stressor, \
             SpinStressor(cores=CORES[1:2], nice=-10) as spin:
-        worker = psutil.Process(stressor.pids[0])
-        assert worker.cpu_affinity() == CORES[1:2]
+        workers = {"stressor": psutil.Process(stressor.pids[0]), "spin": psutil.Process(spin.pids[0])}
+        for proc in workers.values():
+            assert proc.cpu_affinity() == CORES[1:2]
         stressor.pause()
         spin.pause()
+        sharing = [vcpus_concurrent()]
         for _ in range(2):
-            busy_before = sum(worker.cpu_times()[:2])
+            before = {k: _cpu_s(p) for k, p in workers.items()}
             ratio, control_ratio, resumed = side_by_side(probe, stressor, spin, pairs=12)
-            busy = sum(worker.cpu_times()[:2]) - busy_before
-            print(f"stressor busy {busy:.2f} s of {resumed:.2f} s resumed")
-            # a loose bound: CPU-time accounting is coarse and SIGCONT takes a moment
-            assert busy > 0.3 * resumed, f"stressor ran {busy:.2f} s of {resumed:.2f} s resumed"
+            for k, proc in workers.items():
+                busy = _cpu_s(proc) - before[k]
+                print(f"{k} busy {busy:.2f} s of {resumed[k]:.2f} s resumed")
+                # a loose bound: CPU-time accounting is coarse and SIGCONT takes a moment
+                assert busy > 0.3 * resumed[k], f"{k} ran {busy:.2f} s of {resumed[k]:.2f} s resumed"
             tries.append((ratio, control_ratio))
-            if ratio >= 1.05:
+            if ratio >= MIN_SLOWDOWN:
                 break
+        sharing.append(vcpus_concurrent())
     ratio, control_ratio = max(tries)
     report = (f"memory probe slowdown beside the stressor {ratio:.3f}x, beside a spin loop "
               f"{control_ratio:.3f}x (tries {[(round(a, 3), round(b, 3)) for a, b in tries]}; "
-              f"vcpu sharing {machine.vcpu_sharing(0.5).get('state')}, load {machine.load_average()})")
+              f"vcpu sharing before/after {[reading for _, reading in sharing]}, load {machine.load_average()})")
     print(report)
-    if ratio < 1.05 and os.environ.get("MTCC_REQUIRE_INTERFERENCE") != "1":
+    if not all(concurrent for concurrent, _ in sharing):
+        pytest.skip(f"vCPUs not concurrent (or unknown): ratios say nothing about interference: {report}")
+    assert control_ratio <= CONTROL_MAX, f"the memory-free control slowed the probe: {report}"
+    if ratio < MIN_SLOWDOWN:
         pytest.skip(f"no usable interference on this machine right now: {report}")
-    assert ratio >= 1.05, report
+    assert control_ratio - 1 <= CONTROL_SHARE * (ratio - 1), f"the control is not far below the stressor: {report}"
 
 
 def test_probes_run_in_process():
@@ -253,6 +278,7 @@ def test_save_load_compare(tmp_path):
         load(tmp_path / "missing.json")
 
 
+@pytest.mark.slow  # a real 10 s calibration, ~20 s in all
 @two_cores
 def test_calibrate_smoke(tmp_path, capsys):
     cal = calibrate(cores=CORES[:2], seconds_budget=10, out=tmp_path / "cal.json")

@@ -17,13 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import MODELS_DIR, run_mtcc
-from mtcc import blocks as blocks_mod
-from mtcc import bundle as B
-from mtcc import packing
+from conftest import HOST_MCPU, run_mtcc
+from mtcc.packing import blocks as blocks_rule, pack
+from mtcc.bundle import container
+from mtcc.runtime import loader
 
-TARGET, CORES = "x86-64-v4", 2
-MODEL = MODELS_DIR / "transformer.onnx"
+TARGET, CORES = HOST_MCPU, 2
 
 
 # ------------------------------------------------------------------ fixtures
@@ -50,16 +49,18 @@ def _hand_schedules(mod):
 
 
 @pytest.fixture(scope="module")
-def schedules(tmp_path_factory) -> dict:
+def schedules(tmp_path_factory, models_dir) -> dict:
     import tvm.s_tir.meta_schedule as ms
 
-    from mtcc import frontend, tasks
+    from mtcc import frontend
+    from mtcc.frontend import tasks
     from mtcc.target import describe, make_target
-    from mtcc.variants import Database
+    from mtcc.tune.database import DatabaseLines
 
+    model_path = models_dir / "transformer.onnx"
     root = tmp_path_factory.mktemp("pack")
     target = make_target(TARGET, CORES)
-    model, mod = frontend.import_model(MODEL)
+    model, mod = frontend.import_model(model_path)
     extracted = ms.relax_integration.extract_tasks(tasks.legalize_and_fuse(mod, target, "NCHWc"), target)
     plain = root / "schedules"
     plain.mkdir()
@@ -76,7 +77,7 @@ def schedules(tmp_path_factory) -> dict:
                                                   "num_cores": CORES, "layout": "NCHWc"}))
     with_variants = root / "schedules_variants"
     shutil.copytree(plain, with_variants)
-    lines = Database(plain)
+    lines = DatabaseLines(plain)
     index = {lines.workload_hash(i): i for i in range(len(lines.workloads))}
     import tvm_ffi
 
@@ -95,15 +96,16 @@ def schedules(tmp_path_factory) -> dict:
     (with_variants / "variants.json").write_text(json.dumps({
         "model": model.name, "target": describe(target),
         "tasks": [entry("matmul", top["matmul"][:2]), entry("softmax", top["softmax"][1:3])]}))
-    return {"root": root, "plain_dir": plain, "variants_dir": with_variants, "top": top, "model": model}
+    return {"root": root, "plain_dir": plain, "variants_dir": with_variants, "top": top, "model": model,
+            "model_path": model_path}
 
 
 @pytest.fixture(scope="module")
 def packed(schedules) -> dict:
     root = schedules["root"]
     before = _listing(schedules["plain_dir"]) + _listing(schedules["variants_dir"])
-    plain = packing.pack(MODEL, schedules["plain_dir"], root / "plain.mtcc")
-    var = packing.pack(MODEL, schedules["variants_dir"], root / "variants.mtcc")
+    plain = pack(schedules["model_path"], schedules["plain_dir"], root / "plain.mtcc")
+    var = pack(schedules["model_path"], schedules["variants_dir"], root / "variants.mtcc")
     assert _listing(schedules["plain_dir"]) + _listing(schedules["variants_dir"]) == before, \
         "pack wrote into a schedules folder"
     return {**schedules, "plain": plain, "variants": var}
@@ -115,7 +117,7 @@ def _listing(folder: Path) -> list:
 
 @pytest.fixture(scope="module")
 def reference(schedules):
-    from mtcc import baselines
+    from mtcc.bench import baselines
 
     model = schedules["model"]
     feeds = baselines.random_inputs(model, 0)
@@ -142,28 +144,30 @@ def test_pack_twice_identical_bytes_and_json_contract(packed, tmp_path):
     """API pack in this process vs CLI pack in another: the same bytes; --json prints
     exactly one object with the contract's fields."""
     first = packed["variants"]
-    proc = run_mtcc("pack", MODEL, "--schedules", packed["variants_dir"], "-o", tmp_path / "again.mtcc", "--json")
+    proc = run_mtcc("pack", packed["model_path"], "--schedules", packed["variants_dir"], "-o", tmp_path / "again.mtcc", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)  # exactly one JSON object on stdout
     for key in ("path", "size", "sha256", "variants", "blocks", "seconds"):
         assert key in out
     data = Path(out["path"]).read_bytes()
     assert data == Path(first["path"]).read_bytes(), "packing twice gave different bytes"
-    assert out["sha256"] == first["sha256"] == B.sha256(data) and out["size"] == len(data)
+    assert out["sha256"] == first["sha256"] == container.sha256(data) and out["size"] == len(data)
     assert out["variants"] == first["variants"] and out["blocks"] == first["blocks"]
 
 
 def test_bundle_members_and_manifest(packed):
-    b = B.open_bundle(packed["plain"]["path"])
+    b = container.open_bundle(packed["plain"]["path"])
     m = b.manifest
-    assert b.names[0] == B.LIBRARY or B.LIBRARY in b.names
-    assert {B.LIBRARY, packing.PLAN_MEMBER, packing.SELECTOR_MEMBER} <= set(b.names)
+    assert b.names[0] == container.LIBRARY or container.LIBRARY in b.names
+    assert {container.LIBRARY, container.PLAN_MEMBER, container.SELECTOR_MEMBER} <= set(b.names)
     weights = [n for n in b.names if n.startswith("weights/")]
     assert weights and all(n.endswith(".npy") for n in weights)
     for n in weights:
         b.array(n)  # plain .npy, allow_pickle=False
     assert m["model"]["sha256"] == packed["model"].sha256
-    assert m["target"]["mcpu"] == TARGET and "avx512f" in m["cpu_features"]
+    from mtcc import cpu
+
+    assert m["target"]["mcpu"] == TARGET and m["cpu_features"] == cpu.required_features_for_mcpu(TARGET)
     assert m["toolchain"]["version"] and m["variants_source"] == "database"
     assert [i["name"] for i in m["inputs"]] == ["tokens"]
     # Blocks cover the call plan exactly, in order, at most 8.
@@ -274,20 +278,20 @@ def test_cli_refusals(packed, reference, tmp_path):
     assert p.returncode == 2
     _one_line_error(p, "truncated.mtcc", "truncated")
 
-    env = {**os.environ, "MTCC_FAKE_CPU_FEATURES": "sse4_1,sse4_2,avx,avx2,fma"}
-    import subprocess
-    import sys
+    # A CPU with everything the bundle's target needs but its widest vector set.
+    from mtcc import cpu
 
-    p = subprocess.run([sys.executable, "-m", "mtcc.cli", "run", str(bundle), "--input", str(good)],
-                       capture_output=True, text=True, env=env, timeout=300)
+    needed = cpu.required_features_for_mcpu(TARGET)
+    widest = "avx512f" if "avx512f" in needed else "avx2"
+    env = {**os.environ, cpu.FAKE_ENV: ",".join(f for f in needed if f != widest)}
+    p = run_mtcc("run", bundle, "--input", good, env=env)
     assert p.returncode == 3
-    _one_line_error(p, "avx512f")
+    _one_line_error(p, widest)
     # ... while inspect still reads it, and says why it would not load here.
-    p = subprocess.run([sys.executable, "-m", "mtcc.cli", "inspect", str(bundle), "--json"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    p = run_mtcc("inspect", bundle, "--json", env=env)
     assert p.returncode == 0, p.stderr
     info = json.loads(p.stdout)
-    assert info["loadable_here"] is False and "avx512f" in info["not_loadable_because"]
+    assert info["loadable_here"] is False and widest in info["not_loadable_because"]
 
 
 def test_cli_inspect_bundle(packed):
@@ -306,10 +310,10 @@ def test_cli_inspect_bundle(packed):
 
 
 def test_pack_bad_inputs(tmp_path, schedules):
-    p = run_mtcc("pack", MODEL, "--schedules", tmp_path, "-o", tmp_path / "x.mtcc")
+    p = run_mtcc("pack", schedules["model_path"], "--schedules", tmp_path, "-o", tmp_path / "x.mtcc")
     assert p.returncode == 2
     _one_line_error(p, "not a schedules folder")
-    p = run_mtcc("pack", MODEL, "--schedules", schedules["plain_dir"], "-o", tmp_path / "no" / "x.mtcc")
+    p = run_mtcc("pack", schedules["model_path"], "--schedules", schedules["plain_dir"], "-o", tmp_path / "no" / "x.mtcc")
     assert p.returncode == 2
     _one_line_error(p, "does not exist")
 
@@ -326,7 +330,7 @@ def test_pack_refuses_variants_measured_on_another_workload(tmp_path, schedules)
     softmax["variants"] = matmul["variants"]  # records of matmul's workload, under softmax's name
     doc["tasks"] = [softmax]
     (stale / "variants.json").write_text(json.dumps(doc))
-    p = run_mtcc("pack", MODEL, "--schedules", stale, "-o", tmp_path / "x.mtcc")
+    p = run_mtcc("pack", schedules["model_path"], "--schedules", stale, "-o", tmp_path / "x.mtcc")
     assert p.returncode == 2 and p.stdout == ""
     last = p.stderr.strip().splitlines()[-1]  # after pack's progress lines
     assert last.startswith("mtcc: error:") and "Traceback" not in p.stderr
@@ -336,15 +340,34 @@ def test_pack_refuses_variants_measured_on_another_workload(tmp_path, schedules)
 
 
 # ------------------------------------------------------------------ blocks
-def test_blocks_cut_equal_shares():
-    assert blocks_mod.cut([1.0] * 8, 4) == [(0, 2), (2, 4), (4, 6), (6, 8)]
-    assert blocks_mod.cut([0.0] * 3, 8) == [(0, 1), (1, 2), (2, 3)]  # fewer calls than blocks
-    assert blocks_mod.cut([10, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], 2) == [(0, 1), (1, 11)]
-    assert blocks_mod.cut([5.0], 8) == [(0, 1)] and blocks_mod.cut([], 8) == []
-    calls = [blocks_mod.CallCost("a", {"1c/none": 4.0, "2c/none": 2.0}, 2.0),
-             blocks_mod.CallCost("b", {"2c/none": 2.0}, 2.0),
-             blocks_mod.CallCost("c", {}, None)]  # unknown: the mean of the known
-    made = blocks_mod.make_blocks(calls, 2, 3)
+def test_call_demand_from_its_table():
+    assert blocks_rule.demand({"1c/none": 4.0, "2c/none": 2.0, "1c/high": 9.0}) == 2
+    assert blocks_rule.demand({"1c/none": 4.0, "2c/none": 3.9}) == 1          # does not scale
+    assert blocks_rule.demand({"1c/none": 8.0, "2c/none": 4.0, "4c/none": 3.9}) == 2
+    assert blocks_rule.demand({"2c/none": 2.0}) == 2 and blocks_rule.demand({}) is None
+
+
+def test_blocks_cut_where_demand_changes():
+    cut = blocks_rule.cut_by_demand
+    # Two runs of different demand, each long enough: cut between them, nowhere else.
+    assert cut([600.0] * 4, [1, 1, 2, 2], min_block_us=1000, max_blocks=2) == [(0, 2), (2, 4)]
+    # A short run of other demand is merged into its cheaper neighbour.
+    assert cut([900, 100, 1500], [1, 2, 1], min_block_us=500, max_blocks=8) == [(0, 2), (2, 3)]
+    # Too many runs: the cheapest adjacent pair merges first.
+    assert cut([1000, 1000, 5000, 5000], [1, 2, 1, 2], min_block_us=500, max_blocks=3) == [(0, 2), (2, 3), (3, 4)]
+    # One demand throughout: split at equal-cost points while halves stay above the minimum.
+    assert cut([1000.0] * 8, [2] * 8, min_block_us=1500, max_blocks=8) == [(0, 2), (2, 4), (4, 6), (6, 8)]
+    # A model shorter than the minimum block is one block; no calls, no blocks.
+    assert cut([50.0] * 10, [1, 2] * 5, min_block_us=500, max_blocks=8) == [(0, 10)]
+    assert cut([], [], max_blocks=8) == []
+    # A call without a table takes its neighbour's demand.
+    assert cut([600.0] * 4, [1, None, 2, None], min_block_us=1000, max_blocks=8) == [(0, 2), (2, 4)]
+    calls = [blocks_rule.CallCost("a", {"1c/none": 4.0, "2c/none": 2.0}, 2.0),
+             blocks_rule.CallCost("b", {"2c/none": 2.0}, 2.0),
+             blocks_rule.CallCost("c", {}, None)]  # unknown: the mean of the known
+    made = blocks_rule.make_blocks(calls, 2, 3, min_block_us=2.5)  # halves of 2 and 4 µs: too short
+    assert [b["est_us"] for b in made] == [6.0] and made[0]["demand"] == 2
+    made = blocks_rule.make_blocks(calls, 2, 3, min_block_us=0.0)
     assert [b["est_us"] for b in made] == [2.0, 2.0, 2.0]
     assert made[0]["scaling"] == 2.0 and made[1]["scaling"] is None
-    assert blocks_mod.reference_cost({"1c/none": 4.0, "1c/high": 9.0}, 2) == 4.0
+    assert blocks_rule.reference_cost({"1c/none": 4.0, "1c/high": 9.0}, 2) == 4.0

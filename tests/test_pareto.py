@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from mtcc.pareto import (best_alone_differs_under_pressure, crowding_distance, dominates,
+from mtcc.variants.pareto import (best_alone_differs_under_pressure, crowding_distance, dominates,
                          non_dominated, pareto_front)
 
 

@@ -4,20 +4,25 @@ the JSON/npz round trip keep them so."""
 from __future__ import annotations
 
 import json
-import time
+import re
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import MODELS_DIR
-from mtcc import baselines, build, frontend, tasks
-from mtcc import plan as P
+from conftest import HOST_MCPU
+from mtcc import frontend
+from mtcc.bench import baselines
+from mtcc.frontend import tasks
+from mtcc.tune import compile as build
+from mtcc.bundle import plan as call_plan
+from mtcc.packing import plan_builder
+from mtcc.runtime.executor import PlanExecutor
 from mtcc.target import make_target
 from onnx_factory import save, tiny_conv
 
-TARGET_MCPU, CORES = "x86-64-v4", 2
+TARGET_MCPU, CORES = HOST_MCPU, 2
 
 
 def blocked_conv() -> onnx.ModelProto:
@@ -41,6 +46,25 @@ def blocked_conv() -> onnx.ModelProto:
     return model
 
 
+def two_conv() -> onnx.ModelProto:
+    """Conv+Relu twice on 8 channels: two calls of one task (the same PrimFunc)."""
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.normal(0, 0.1, (8,)).astype(np.float32), "b1"),
+             numpy_helper.from_array(rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32), "w2"),
+             numpy_helper.from_array(rng.normal(0, 0.1, (8,)).astype(np.float32), "b2")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 10, 10])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 10, 10])
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c2"], ["y"])]
+    graph = helper.make_graph(nodes, "two_conv", [x], [y], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
 class Built:
     """One model: its VM session and its plan executor over the same lowering."""
 
@@ -48,30 +72,32 @@ class Built:
         self.target = make_target(TARGET_MCPU, CORES)
         self.model, self.mod = frontend.import_model(path)
         self.fused = tasks.legalize_and_fuse(self.mod, self.target)
-        self.plan, self.prim_funcs = P.make_plan(self.fused)
-        self.lib = P.build_library(self.prim_funcs, self.target)
+        self.plan, self.prim_funcs = plan_builder.make_plan(self.fused)
+        self.lib = plan_builder.build_library(self.prim_funcs, self.target)
         self.compiled = build.compile_module(self.mod, self.target)
         feeds = baselines.random_inputs(self.model, 0)
         self.inputs = [feeds[i.name] for i in self.model.inputs]
         self.want = self.compiled.session().run(*self.inputs)
 
     def executor(self, lib=None, plan=None):
-        return P.PlanExecutor(lib or self.lib, plan or self.plan)
+        return PlanExecutor(lib or self.lib, plan or self.plan)
 
 
 _CACHE: dict[str, Built] = {}
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, models_dir):
     def get(name: str) -> Built:
         if name not in _CACHE:
             if name == "tiny_conv":
                 path = save(tiny_conv(), tmp_path_factory.mktemp("m") / "tiny_conv.onnx")
             elif name == "blocked_conv":
                 path = save(blocked_conv(), tmp_path_factory.mktemp("m") / "blocked_conv.onnx")
+            elif name == "two_conv":
+                path = save(two_conv(), tmp_path_factory.mktemp("m") / "two_conv.onnx")
             else:
-                path = MODELS_DIR / f"{name}.onnx"
+                path = models_dir / f"{name}.onnx"
             _CACHE[name] = Built(path)
         return _CACHE[name]
 
@@ -86,7 +112,8 @@ def _assert_same(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6 * float(np.abs(w).max() or 1.0))
 
 
-@pytest.mark.parametrize("name", ["tiny_conv", "blocked_conv", "transformer", "squeezenet"])
+@pytest.mark.parametrize("name", ["tiny_conv", "blocked_conv", "transformer",
+                                  pytest.param("squeezenet", marks=pytest.mark.slow)])  # ~16 s
 def test_plan_matches_vm(built, name):
     b = built(name)
     ex = b.executor()
@@ -153,7 +180,7 @@ def test_variants_in_one_library(built):
     base = b.prim_funcs[fn]
     funcs[tvm.ir.GlobalVar(f"{task}__v1")] = base.with_attr("global_symbol", f"{task}__v1")
     funcs[tvm.ir.GlobalVar(f"{task}__v2")] = _parallel_variant(base, f"{task}__v2")
-    lib = P.build_library(tvm.IRModule(funcs), b.target)
+    lib = plan_builder.build_library(tvm.IRModule(funcs), b.target)
 
     ex = b.executor(lib=lib)
     n_task = sum(c.task == task for c in b.plan.calls)
@@ -171,18 +198,122 @@ def test_variants_in_one_library(built):
         ex.select({task: "no_such_function"})
 
 
+def _relu_floor_variant(func, floor: float, name: str):
+    """A deliberately different function with the task's signature: its Relu clamps at
+    `floor` instead of 0 (max(x, 0) -> max(x, floor)); everything before the Relu is
+    the same TIR, so a call to it returns max(the default's output, floor) exactly."""
+    import tvm
+
+    src, n = re.subn(r"T\.max\((.*), T\.float32\(0(?:\.0)?\)\)", rf"T.max(\1, T.float32({floor!r}))",
+                     func.script())
+    assert n == 1, "expected exactly one Relu in the task's function"
+    return tvm.script.from_source(src).with_attr("global_symbol", name)
+
+
+FLOORS = {"floor25": 0.25, "floor50": 0.5}
+
+
+@pytest.fixture(scope="module")
+def floored(built):
+    """two_conv (one task, two calls) and a library that also holds the task's Relu-floor
+    variants `<task>__floor25` and `<task>__floor50`."""
+    import tvm
+
+    b = built("two_conv")
+    assert len(b.plan.tasks) == 1 and len(b.plan.calls) == 2
+    (task, (base,)), = b.plan.tasks.items()
+    funcs = dict(b.prim_funcs.functions_items())
+    for vid, floor in FLOORS.items():
+        name = f"{task}__{vid}"
+        funcs[tvm.ir.GlobalVar(name)] = _relu_floor_variant(b.prim_funcs[base], floor, name)
+    lib = plan_builder.build_library(tvm.IRModule(funcs), b.target)
+    want = b.want[0]
+    # Some outputs lie below each floor and some above: every floor changes the output.
+    assert all((want < f).any() and (want > f).any() for f in FLOORS.values())
+    return b, lib, task, base
+
+
+def test_selected_variant_is_the_function_called(floored):
+    """Variants of a real library differ on purpose: the outputs show which function each
+    call ran, per call range, and that reset_choice goes back to the plan's functions."""
+    b, lib, task, base = floored
+    ex = b.executor(lib=lib)
+    (want,) = b.want
+    assert np.array_equal(ex.run(*b.inputs)[0], want)
+    # Only the last call switches: its Relu floor is the variant's, the first call's is 0.
+    for vid, floor in FLOORS.items():
+        ex.select({task: f"{task}__{vid}"}, 1, 2)
+        assert ex.choice == [base, f"{task}__{vid}"]
+        assert np.array_equal(ex.run(*b.inputs)[0], np.maximum(want, np.float32(floor))), vid
+    ex.reset_choice()
+    assert ex.choice == [base, base]
+    assert np.array_equal(ex.run(*b.inputs)[0], want)
+    # Every call switches: the first layer changes too, so more than the last floor moves.
+    ex.select({task: f"{task}__floor50"})
+    every = ex.run(*b.inputs)[0]
+    assert every.min() >= 0.5 and not np.array_equal(every, np.maximum(want, np.float32(0.5)))
+    # Only the first call: the output keeps Relu's 0 floor but differs from the default.
+    ex.reset_choice()
+    ex.select({task: f"{task}__floor50"}, 0, 1)
+    first = ex.run(*b.inputs)[0]
+    assert first.min() == 0 and not np.array_equal(first, want) and not np.array_equal(first, every)
+    ex.reset_choice()
+    assert np.array_equal(ex.run(*b.inputs)[0], want)
+
+
+def test_bundle_select_runs_the_chosen_variant(floored, tmp_path):
+    """The same library in a real bundle, loaded by mtcc.load: LoadedBundle.select by
+    variant id, for all calls or one block, runs that variant's function."""
+    import mtcc
+    from mtcc.bundle import container
+    from mtcc.bundle.container import PLAN_MEMBER, SELECTOR_FORMAT, SELECTOR_MEMBER, WEIGHTS_DIR
+
+    b, lib, task, base = floored
+    (want,) = b.want
+    so = tmp_path / "model.so"
+    lib.export_library(str(so))
+    members = {container.LIBRARY: so.read_bytes(), PLAN_MEMBER: container.canonical_json(b.plan.to_dict())}
+    for name, arr in b.plan.weights.items():
+        members[f"{WEIGHTS_DIR}/{name}.npy"] = container.npy_bytes(arr)
+    variants = [{"id": "v0", "function": base, "latency_us": {}, "footprint": None}]
+    variants += [{"id": vid, "function": f"{task}__{vid}", "latency_us": {}, "footprint": None} for vid in FLOORS]
+    members[SELECTOR_MEMBER] = container.canonical_json({
+        "format": SELECTOR_FORMAT, "source": "test", "cores": CORES, "reference_cell": f"{CORES}c/none",
+        "tasks": [{"task": task, "calls": 2, "default": "v0", "variants": variants}]})
+    blocks = [{"index": i, "start": i, "end": i + 1, "tasks": [task]} for i in range(2)]  # one call each
+    manifest = container.make_manifest(
+        model_name="two_conv", model_sha256=b.model.sha256, target=b.target,
+        inputs=[i.as_dict() for i in b.model.inputs], outputs=[o.as_dict() for o in b.model.outputs],
+        blocks=blocks, variants=[{"task": task, "default": "v0", "variants": variants}])
+    path = container.write_bundle(tmp_path / "two_conv.mtcc", manifest, members)["path"]
+
+    loaded = mtcc.load(path)
+    assert np.array_equal(loaded.run(*b.inputs)[0], want)
+    for vid, floor in FLOORS.items():
+        loaded.select({task: vid}, block=1)
+        assert loaded.chosen() == {task: ["v0", vid]}
+        assert np.array_equal(loaded.run(*b.inputs)[0], np.maximum(want, np.float32(floor))), vid
+    loaded.reset()
+    assert loaded.chosen() == {task: ["v0"]}
+    assert np.array_equal(loaded.run(*b.inputs)[0], want)
+    loaded.select({task: "floor50"})
+    assert loaded.chosen() == {task: ["floor50"]} and loaded.run(*b.inputs)[0].min() >= 0.5
+    loaded.reset()
+    assert np.array_equal(loaded.run(*b.inputs)[0], want)
+
+
 def test_plan_round_trip(built, tmp_path):
     b = built("blocked_conv")
     b.plan.save(tmp_path)
     doc = json.loads((tmp_path / "plan.json").read_text())
-    assert doc["format"] == P.FORMAT and len(doc["calls"]) == len(b.plan.calls)
+    assert doc["format"] == call_plan.FORMAT and len(doc["calls"]) == len(b.plan.calls)
     with np.load(tmp_path / "weights.npz", allow_pickle=False) as z:  # plain arrays, no pickle
         assert set(z.files) == set(b.plan.weights)
-    loaded = P.Plan.load(tmp_path)
+    loaded = call_plan.Plan.load(tmp_path)
     assert loaded.to_json() == b.plan.to_json()
     _assert_same(b.executor(plan=loaded).run(*b.inputs), b.want)
     with pytest.raises(ValueError, match="format"):
-        P.Plan.from_dict({**doc, "format": "mtcc-plan/999"})
+        call_plan.Plan.from_dict({**doc, "format": "mtcc-plan/999"})
 
 
 def test_bad_inputs_and_unsupported_main(built):
@@ -201,30 +332,4 @@ def test_bad_inputs_and_unsupported_main(built):
         y = bb.emit(relax.call_dps_packed("my_packed", [x], relax.TensorType((4,), "float32")))
         bb.emit_func_output(y)
     with pytest.raises(ValueError, match="call plan: unsupported"):
-        P.make_plan(bb.get())
-
-
-def test_overhead_vs_vm(built, capsys):
-    """Printed, not asserted: the Python call loop against the VM on the same kernels."""
-    import tvm
-
-    b = built("transformer")
-    ex = b.executor()
-    vm_main = b.compiled.session().vm["main"]
-    args = [tvm.runtime.tensor(a) for a in b.inputs]
-    ex.set_inputs(*b.inputs)
-
-    def best(fn, n=5):
-        fn()
-        ts = []
-        for _ in range(n):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-        return min(ts)
-
-    t_vm = best(lambda: vm_main(*args))
-    t_plan = best(lambda: ex.run_range(0, len(ex)))
-    with capsys.disabled():
-        print(f"\n[plan] transformer: VM {t_vm * 1e3:.2f} ms, plan {t_plan * 1e3:.2f} ms, "
-              f"ratio {t_plan / t_vm:.3f}, {len(ex)} calls")
+        plan_builder.make_plan(bb.get())

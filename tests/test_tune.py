@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_mtcc
-from mtcc import baselines, build, frontend, tuning
-from mtcc.tasks import legalize_and_fuse
+from conftest import HOST_MCPU, ROOT, run_mtcc
+from mtcc import frontend
+from mtcc.bench import baselines
+from mtcc.tune import compile as build, database as schedules_db, driver as tuning
+from mtcc.frontend.tasks import legalize_and_fuse
 from onnx_factory import save, tiny_conv
 
-TARGET = "x86-64-v4"
+TARGET = HOST_MCPU
 BUDGET = 8  # two batches of MetaSchedule's smallest batch (4): the kill lands after the first
 RPC_BUDGET = 8
 RTOL, ATOL_SCALE = 1e-4, 1e-4
@@ -108,7 +110,7 @@ def killed_and_resumed(tiny_model, tmp_path_factory) -> dict:
     """A real tune SIGKILLed part-way (after its first records), resumed to the budget,
     then run a third time.  Returns what each step left on disk and printed."""
     out = tmp_path_factory.mktemp("tune") / "schedules"
-    records, workloads = out / tuning.RECORDS, out / tuning.WORKLOADS
+    records, workloads = out / schedules_db.RECORDS, out / schedules_db.WORKLOADS
     log = out.parent / "killed-tune.stderr"  # a file, not a pipe nobody drains
     with open(log, "wb") as err:
         proc = subprocess.Popen(_tune_cmd(tiny_model, out), cwd=ROOT, start_new_session=True,
@@ -130,7 +132,7 @@ def killed_and_resumed(tiny_model, tmp_path_factory) -> dict:
         time.sleep(0.1)
     lingering = _group_alive(proc.pid)
 
-    meta = out / tuning.META
+    meta = out / schedules_db.META
     killed = {"records_raw": records.read_bytes(), "workloads_raw": workloads.read_bytes(),
               "records": _complete_lines(records), "workloads": _complete_lines(workloads),
               "meta": json.loads(meta.read_text()) if meta.exists() else None}
@@ -154,24 +156,24 @@ def tuned_dir(killed_and_resumed) -> Path:
 
 # ------------------------------------------------------------------ repair (unit)
 def test_repair_cuts_torn_line_and_duplicates(tmp_path):
-    rec = tmp_path / tuning.RECORDS
+    rec = tmp_path / schedules_db.RECORDS
     good = [b'[0,[[[],[]],[1.5e-05],{"kind":"llvm"},[]]]', b'[0,[[[],[]],[2.5e-05],{"kind":"llvm"},[]]]']
     torn = b'[0,[[[["GetSBlock",[],["C","ma'
     rec.write_bytes(good[0] + b"\n" + good[1] + b"\n" + good[0] + b"\n" + torn)
-    wl = tmp_path / tuning.WORKLOADS
+    wl = tmp_path / schedules_db.WORKLOADS
     wl.write_bytes(b'["123", "abc"]\n')
-    assert tuning._clean_lines(rec) == (2, 2)
+    assert schedules_db._clean_lines(rec) == (2, 2)
     assert rec.read_bytes() == good[0] + b"\n" + good[1] + b"\n"
-    assert tuning._clean_lines(rec) == (2, 0)  # idempotent, file untouched
-    assert tuning.repair(tmp_path) == 0
+    assert schedules_db._clean_lines(rec) == (2, 0)  # idempotent, file untouched
+    assert schedules_db.repair(tmp_path) == 0
     assert wl.read_bytes() == b'["123", "abc"]\n'
     assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_repair_keeps_a_complete_last_line_without_newline(tmp_path):
-    rec = tmp_path / tuning.RECORDS
+    rec = tmp_path / schedules_db.RECORDS
     rec.write_bytes(b'[0,[1]]\n[1,[2]]')  # killed between the line and its newline
-    assert tuning._clean_lines(rec) == (2, 0)
+    assert schedules_db._clean_lines(rec) == (2, 0)
     assert rec.read_bytes() == b'[0,[1]]\n[1,[2]]\n'
 
 
@@ -185,10 +187,10 @@ def test_sigkill_leaves_valid_or_repairable_files(killed_and_resumed, tmp_path):
         # every complete line is JSON; a torn last line is allowed on disk (repair cuts it)
         assert all(_is_json(line) for line in killed[name]), f"a corrupt {name} line before the last"
     # what repair makes of the files exactly as the kill left them: every JSON line, once
-    (tmp_path / tuning.RECORDS).write_bytes(killed["records_raw"])
-    (tmp_path / tuning.WORKLOADS).write_bytes(killed["workloads_raw"])
-    tuning.repair(tmp_path)
-    for name, file in (("records", tuning.RECORDS), ("workloads", tuning.WORKLOADS)):
+    (tmp_path / schedules_db.RECORDS).write_bytes(killed["records_raw"])
+    (tmp_path / schedules_db.WORKLOADS).write_bytes(killed["workloads_raw"])
+    schedules_db.repair(tmp_path)
+    for name, file in (("records", schedules_db.RECORDS), ("workloads", schedules_db.WORKLOADS)):
         raw_lines = [line for line in killed[f"{name}_raw"].split(b"\n") if line.strip()]
         want = list(dict.fromkeys(line for line in raw_lines if _is_json(line)))
         assert _lines(tmp_path / file) == want
@@ -196,6 +198,7 @@ def test_sigkill_leaves_valid_or_repairable_files(killed_and_resumed, tmp_path):
     assert len(killed["records"]) < BUDGET, "the kill came after the budget was done"
 
 
+@pytest.mark.slow  # the killed_and_resumed fixture: three real tunes
 def test_killed_run_is_recorded_and_marked_interrupted(killed_and_resumed):
     """tune.json lists a run from its start: the killed one keeps its command and date,
     and the resume marks it interrupted before completing its own entry."""
@@ -203,22 +206,22 @@ def test_killed_run_is_recorded_and_marked_interrupted(killed_and_resumed):
     assert killed_meta is not None, "no tune.json after the kill"
     assert [r["status"] for r in killed_meta["runs"]] == ["running"]
     assert "--trials" in killed_meta["runs"][0]["command"] and killed_meta["mcpu"] == TARGET
-    final = json.loads((killed_and_resumed["out"] / tuning.META).read_text())
+    final = json.loads((killed_and_resumed["out"] / schedules_db.META).read_text())
     assert [r["status"] for r in final["runs"]] == ["interrupted", "finished", "finished"]
     assert final["runs"][0]["date"] == killed_meta["runs"][0]["date"]
     assert final["runs"][1]["trials_new"] > 0 and final["runs"][2]["trials_new"] == 0
-    assert final["trials_total"] == len(_lines(killed_and_resumed["out"] / tuning.RECORDS))
+    assert final["trials_total"] == len(_lines(killed_and_resumed["out"] / schedules_db.RECORDS))
 
 
 @pytest.mark.slow
 def test_resume_loses_nothing_and_duplicates_nothing(killed_and_resumed):
     killed = killed_and_resumed["killed"]
-    records = _lines(killed_and_resumed["out"] / tuning.RECORDS)
+    records = _lines(killed_and_resumed["out"] / schedules_db.RECORDS)
     assert records and all(_is_json(line) for line in records)
     assert len(records) == len(set(records)), "duplicate record lines"
     assert set(killed["records"]) <= set(records), "records from before the kill were lost"
     assert len(records) >= BUDGET
-    workloads = _lines(killed_and_resumed["out"] / tuning.WORKLOADS)
+    workloads = _lines(killed_and_resumed["out"] / schedules_db.WORKLOADS)
     assert len(workloads) == len(set(workloads)) and set(killed["workloads"]) <= set(workloads)
 
     summary = _one_json(killed_and_resumed["resumed"].stdout)
@@ -234,22 +237,22 @@ def test_resume_with_full_budget_does_no_trials(killed_and_resumed):
     assert third["seconds_per_trial"] is None
     after = killed_and_resumed["after_resume"]
     out = killed_and_resumed["out"]
-    assert (out / tuning.RECORDS).read_bytes() == after["records_raw"]
-    assert (out / tuning.WORKLOADS).read_bytes() == after["workloads_raw"]
-    _check_summary(third, len(_lines(out / tuning.RECORDS)))
-    meta = tuning.read_meta(out)
+    assert (out / schedules_db.RECORDS).read_bytes() == after["records_raw"]
+    assert (out / schedules_db.WORKLOADS).read_bytes() == after["workloads_raw"]
+    _check_summary(third, len(_lines(out / schedules_db.RECORDS)))
+    meta = schedules_db.read_meta(out)
     assert meta["mcpu"] == TARGET and len(meta["runs"]) == 3  # the killed run, marked interrupted
 
 
 @pytest.mark.slow
 def test_rerun_without_resume_refuses(tuned_dir, tiny_model):
-    before = (tuned_dir / tuning.RECORDS).read_bytes()
+    before = (tuned_dir / schedules_db.RECORDS).read_bytes()
     r = run_mtcc("tune", tiny_model, "--target", TARGET, "--trials", BUDGET, "--out", tuned_dir, timeout=300)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "--out" in lines[0], r.stderr
     assert r.stdout == ""
-    assert (tuned_dir / tuning.RECORDS).read_bytes() == before
+    assert (tuned_dir / schedules_db.RECORDS).read_bytes() == before
 
 
 # ------------------------------------------------------------------ point 10: MetaSchedule reads it
@@ -258,11 +261,11 @@ def test_database_is_metaschedule_readable(tuned_dir):
     from tvm.s_tir.meta_schedule.database import JSONDatabase
 
     db = JSONDatabase(work_dir=str(tuned_dir), allow_missing=False)
-    lines = _lines(tuned_dir / tuning.RECORDS)
+    lines = _lines(tuned_dir / schedules_db.RECORDS)
     assert len(db) == len(lines)
     recs = db.get_all_tuning_records()
     assert len(recs) == len(lines)
-    wl_lines = _lines(tuned_dir / tuning.WORKLOADS)
+    wl_lines = _lines(tuned_dir / schedules_db.WORKLOADS)
     by_index = [json.loads(line)[0] for line in lines]
     assert set(by_index) <= set(range(len(wl_lines)))
     workloads = {}
@@ -274,7 +277,7 @@ def test_database_is_metaschedule_readable(tuned_dir):
         top = db.get_top_k(wl, 3)
         assert 1 <= len(top) <= 3
         means = [float(np.mean([float(s) for s in r.run_secs])) for r in top]
-        assert means == sorted(means) and means[0] < tuning.FAILED_SECS
+        assert means == sorted(means) and means[0] < schedules_db.FAILED_SECS
         best_file = min(float(np.mean([float(s) for s in r.run_secs])) for r in mine)
         assert means[0] == pytest.approx(best_file)
 
@@ -307,11 +310,11 @@ def test_compile_applies_the_tuned_records(tuned_dir, tiny_model):
 
     from mtcc.target import make_target
 
-    meta = tuning.read_meta(tuned_dir)
+    meta = schedules_db.read_meta(tuned_dir)
     target = make_target(meta["mcpu"])
     _, mod = frontend.import_model(tiny_model)
-    fused = legalize_and_fuse(mod, target, tuning.layout_of(tuned_dir))
-    db = tuning.load_database(tuned_dir)
+    fused = legalize_and_fuse(mod, target, schedules_db.layout_of(tuned_dir))
+    db = schedules_db.open_readonly(tuned_dir)
 
     def scheduled(m) -> set[str]:
         return {gv.name_hint for gv, f in m.functions.items()
@@ -324,7 +327,7 @@ def test_compile_applies_the_tuned_records(tuned_dir, tiny_model):
     tuned_tasks = {name for name in (gv.name_hint for gv in fused.functions) if name != "main"}
     assert scheduled(applied) == tuned_tasks == {"fused_conv2d_add_relu"}
     # and the whole build path runs with it
-    assert build.compile_module(mod, target, db, tuning.layout_of(tuned_dir)).executable is not None
+    assert build.compile_module(mod, target, db, schedules_db.layout_of(tuned_dir)).executable is not None
 
 
 # ------------------------------------------------------------------ point 5: RPC
@@ -361,12 +364,12 @@ def test_tune_through_rpc_tracker(rpc_tracker, tiny_model, tmp_path):
     r = run_mtcc("tune", tiny_model, "--target", TARGET, "--trials", RPC_BUDGET, "--out", out, "--stage", "search",
                  "--rpc-tracker", f"127.0.0.1:{rpc_tracker.port}", "--rpc-key", "mtcc-test", "--json")
     assert r.returncode == 0, r.stderr[-3000:]
-    lines = _lines(out / tuning.RECORDS)
+    lines = _lines(out / schedules_db.RECORDS)
     summary = _one_json(r.stdout)
     assert summary["trials_existing"] == 0 and summary["trials_new"] == len(lines) >= RPC_BUDGET
     _check_summary(summary, len(lines))
     secs = [np.mean(json.loads(line)[1][1]) for line in lines]
-    valid = [s for s in secs if s < tuning.FAILED_SECS]
+    valid = [s for s in secs if s < schedules_db.FAILED_SECS]
     assert valid, f"no candidate measured through RPC: {secs}"
     assert len(valid) >= len(secs) // 2
 
@@ -377,7 +380,7 @@ def test_rpc_wrong_key_exits_3(rpc_tracker, tiny_model, tmp_path):
     assert r.returncode == 3, r.stderr[-3000:]
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "--rpc-key no-such-key" in lines[0] and "mtcc-test" in lines[0], r.stderr
-    assert not _lines(tmp_path / "o" / tuning.RECORDS)
+    assert not _lines(tmp_path / "o" / schedules_db.RECORDS)
 
 
 def test_check_tracker_with_tvm_summary_format(rpc_tracker):
@@ -419,6 +422,7 @@ def test_unreachable_tracker_fails_fast_with_one_line():
 
 
 # ------------------------------------------------------------------ --task: tune some tasks only
+@pytest.mark.slow  # the killed_and_resumed fixture: three real tunes
 def test_task_option_tunes_only_the_named_task(tuned_dir, tiny_model, tmp_path):
     import shutil
 

@@ -1,2 +1,2 @@
-"""Benchmarks: isolated latency against ONNX Runtime / OpenVINO (single.py); the
-multi-tenant QoS benchmark follows."""
+"""Benchmarks users run: `mtcc bench --single` (isolated latency against ONNX Runtime
+and OpenVINO) and the baselines it drives."""

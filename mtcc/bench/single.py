@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInput, MtccError
+from ..interference import machine
 from ..threads import tvm_thread_env
 
 SYSTEMS = ("mtcc", "onnxruntime", "openvino", "openvino-default")
@@ -41,7 +42,8 @@ def _worker(spec: dict) -> dict:
     from tvm import relax
 
     from .. import frontend
-    from ..baselines import OnnxRuntime, OpenVino, random_inputs
+    from ..tune.compile import flatten_outputs
+    from .baselines import OnnxRuntime, OpenVino, random_inputs
 
     threads = spec["threads"]
     out = []
@@ -71,7 +73,7 @@ def _worker(spec: dict) -> dict:
         reference = ort.run(feeds)
         max_err = {}
         for name, fn in runners.items():
-            values = [np.asarray(g.numpy() if hasattr(g, "numpy") else g) for g in _flatten(fn())]
+            values = [np.asarray(g.numpy() if hasattr(g, "numpy") else g) for g in flatten_outputs(fn())]
             max_err[name] = float(max(np.abs(v - r).max() for v, r in zip(values, reference)))
 
         for _ in range(spec["warmup"]):
@@ -100,30 +102,16 @@ def _worker(spec: dict) -> dict:
     return {"results": out}
 
 
-def _flatten(value):
-    if isinstance(value, (list, tuple)):
-        items = []
-        for v in value:
-            items.extend(_flatten(v))
-        return items
-    if type(value).__name__ in ("Array", "List", "Tuple"):
-        return _flatten(list(value))
-    return [value]
-
-
 def _vcpu_state() -> str:
-    tool = Path(__file__).resolve().parents[3] / "shared" / "tools" / "vcpu-sharing"
-    if not tool.exists():
-        return "unknown (../shared/tools/vcpu-sharing not found)"
-    proc = subprocess.run([sys.executable, str(tool), "--seconds", "1"], capture_output=True, text=True)
-    return proc.stdout.strip() or proc.stderr.strip()
+    return machine.vcpu_sharing().get("state", "unknown")
 
 
 def bench_single(models: list[dict], threads=(1, 2), repeats: int = 20, warmup: int = 3,
                  systems=SYSTEMS, progress=print) -> dict:
     """models: [{"model": path, "schedules": dir or None, "input_shapes": [...]}]."""
     from .. import api
-    from ..tuning import machine_description
+    from ..cpu import check_can_run
+    from ..tune.driver import machine_description
 
     if repeats < 1:
         raise BadInput("--repeats must be at least 1")
@@ -135,6 +123,7 @@ def bench_single(models: list[dict], threads=(1, 2), repeats: int = 20, warmup: 
         for k, m in enumerate(models):
             progress(f"compiling {m['model']} with {m.get('schedules') or 'default schedules'}")
             compiled = api.compile(m["model"], m.get("schedules"), input_shapes=m.get("input_shapes"))
+            check_can_run(compiled.target, f"bench {m['model']}")
             lib = os.path.join(tmp, f"model{k}.so")
             compiled.executable.export_library(lib)
             items.append({"model": str(m["model"]), "library": lib, "input_shapes": m.get("input_shapes"),

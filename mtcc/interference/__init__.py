@@ -5,7 +5,7 @@
     with StreamStressor(cores=[1]):                               # pressure on core 1
         ...                                                       # measure on core 0
 
-See calibration.py for how levels are defined and DESIGN.md ("Interference
+See calibration.py for how levels are defined and docs/method.md ("Interference
 without hardware counters") for why a software proxy.
 """
 from .calibration import (DEFAULT_TOLERANCE, LEVELS, calibrate, choose_levels, compare, load,

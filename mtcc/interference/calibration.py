@@ -14,7 +14,7 @@ on another by nothing.  The procedure:
    window's lower-quartile time (probes.robust_time says why);
 3. a control that keeps the other cores busy without touching memory (a spin
    loop) separates cache/memory interference from the host time-sharing the
-   vCPUs (TVM-NOTES: then any busy neighbour reads ~2x);
+   vCPUs (docs/tvm-notes.md: then any busy neighbour reads ~2x);
 4. levels none/low/mid/high are the settings whose memory-probe slowdown is
    closest to 0, 1/3, 2/3 and all of the strongest one's, among the credible
    settings (in most pairs slower beside the stressor: lower quartile of the

@@ -11,7 +11,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-VCPU_SHARING_TOOL = Path("/work/shared/tools/vcpu-sharing")
+# The workplace's TSC-gap tool lives beside the repository (../shared/tools); a user
+# elsewhere can point MTCC_VCPU_SHARING_TOOL at a copy.  Absent: the state is "unknown".
+VCPU_SHARING_TOOL = Path(os.environ.get("MTCC_VCPU_SHARING_TOOL")
+                         or Path(__file__).resolve().parents[3] / "shared" / "tools" / "vcpu-sharing")
 _SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
@@ -53,7 +56,7 @@ def cache_bytes(level: int, default: int) -> int:
 
 
 def llc_bytes() -> int:
-    """Last-level cache size.  On a VM this may be the host's figure (TVM-NOTES: 480 MiB)."""
+    """Last-level cache size.  On a VM this may be the host's figure (docs/tvm-notes.md: 480 MiB)."""
     return cache_bytes(3, cache_bytes(2, 32 << 20))
 
 

@@ -6,7 +6,7 @@ same machine, minutes apart); never compare absolute times across machines.
 - "memory": reads every cache line of a 16 MiB array once, in a fixed random
   order (a gather over a pre-made permutation).  Latency-bound, defeats the
   prefetcher, lives in the LLC when alone: exactly what a neighbour that
-  pollutes the LLC or saturates memory hurts (TVM-NOTES: 1.15-1.4x here).
+  pollutes the LLC or saturates memory hurts (docs/tvm-notes.md: 1.15-1.4x here).
 - "compute": a 96x96 float32 matmul repeated; its 108 KiB fits in L2, so only a
   neighbour that takes the core itself (vCPU time-sharing) slows it.
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layout import DEFAULT_LAYOUT
-from .tasks import legalize_and_fuse
+from ..frontend.layout import DEFAULT_LAYOUT
+from ..frontend.tasks import legalize_and_fuse
 
 
 @dataclass
@@ -22,6 +22,9 @@ class Compiled:
     model: object = None  # frontend.Model when compiled from ONNX
 
     def session(self):
+        from ..cpu import check_can_run
+
+        check_can_run(self.target, getattr(self.model, "name", None) or "compiled model")
         return Session(self)
 
 
@@ -40,16 +43,15 @@ class Session:
 
         args = [tvm.runtime.tensor(np.ascontiguousarray(a), self.device) for a in arrays]
         out = self.vm["main"](*args)
-        return [o.numpy() for o in _flatten(out)]
+        return [o.numpy() for o in flatten_outputs(out)]
 
 
-def _flatten(value):
-    import tvm
-
+def flatten_outputs(value) -> list:
+    """A Relax VM's result (a tensor, or nested tuples of them) as a flat list."""
     if isinstance(value, (list, tuple)) or type(value).__name__ in ("Array", "List", "Tuple"):
         items = []
         for v in value:
-            items.extend(_flatten(v))
+            items.extend(flatten_outputs(v))
         return items
     return [value]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import EnvironmentProblem
+from ..errors import EnvironmentProblem
 
 
 def random_inputs(model, seed: int = 0) -> dict[str, np.ndarray]:

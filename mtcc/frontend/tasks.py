@@ -43,6 +43,12 @@ class Call:
 class TaskGraph:
     tasks: list[Task]
     calls: list[Call]
+    extracted: list = field(default_factory=list, repr=False)  # MetaSchedule's ExtractedTasks
+
+    @property
+    def task_of_function(self) -> dict[str, str]:
+        """Fused function name -> its task's name."""
+        return {c.function: c.task for c in self.calls}
 
     @property
     def total_flops(self) -> float:
@@ -105,6 +111,33 @@ def _buffer_infos(prim_func) -> tuple[list[dict], list[dict]]:
     return infos[:-n_out], infos[-n_out:]
 
 
+def function_key(func) -> int:
+    """What makes two PrimFuncs the same task: their structure, whatever their name."""
+    import tvm_ffi
+
+    return tvm_ffi.structural_hash(func.without_attr("global_symbol"))
+
+
+def same_schedule(a, b) -> bool:
+    """Whether two PrimFuncs are the same code (names and the is-scheduled mark aside)."""
+    import tvm_ffi
+
+    def norm(f):
+        return f.without_attr("global_symbol").with_attr("tirx.is_scheduled", True)
+
+    return bool(tvm_ffi.structural_equal(norm(a), norm(b)))
+
+
+def task_flops(workload_mod) -> float:
+    """FLOPs of one call of a task (TVM's estimate; data movement has none)."""
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    try:
+        return float(estimate_tir_flops(workload_mod))
+    except Exception:  # noqa: BLE001 - data movement ops have none to count
+        return 0.0
+
+
 def legalize_erf(bb, call):
     """LegalizeOps hook: erf as TVM's vectorizable rational approximation (topi.fast_erf,
     float32 error ~1e-7) instead of a scalar call to libm's erff per element, which
@@ -160,35 +193,29 @@ def tvm_op(name: str):
 
 def extract(mod, target, layout: str = DEFAULT_LAYOUT) -> TaskGraph:
     """Tasks (with FLOPs, counts, shapes) and the ordered calls of main."""
+    return extract_fused(legalize_and_fuse(mod, target, layout), target)
+
+
+def extract_fused(fused, target) -> TaskGraph:
+    """extract() for a module that legalize_and_fuse already lowered."""
     import tvm.s_tir.meta_schedule as ms
-    import tvm_ffi
-    from tvm.s_tir.analysis import estimate_tir_flops
 
-    fused = legalize_and_fuse(mod, target, layout)
     extracted = ms.relax_integration.extract_tasks(fused, target)
-
     # Map every fused function to its task by structure, as extract_tasks did.
-    def key(func):
-        return tvm_ffi.structural_hash(func.without_attr("global_symbol"))
-
-    task_of_hash = {}
+    task_of_key = {}
     tasks = []
     for ext in extracted:
         func = ext.dispatched[0]["main"]
         ins, outs = _buffer_infos(func)
         ops = _split_ops(ext.task_name)
-        try:
-            flops = float(estimate_tir_flops(ext.dispatched[0]))
-        except Exception:  # noqa: BLE001 - data movement ops have none to count
-            flops = 0.0
-        task = Task(name=ext.task_name, kind=_kind(ops), ops=ops, flops=flops,
+        task = Task(name=ext.task_name, kind=_kind(ops), ops=ops, flops=task_flops(ext.dispatched[0]),
                     count=int(ext.weight), inputs=ins, outputs=outs)
-        task_of_hash.setdefault(key(func), task)
+        task_of_key.setdefault(function_key(func), task)
         tasks.append(task)
 
     calls = []
     for fname, var in _call_sequence(fused):
-        task = task_of_hash.get(key(fused[fname]))
+        task = task_of_key.get(function_key(fused[fname]))
         if task is None:  # should not happen: extract_tasks saw the same functions
             continue
         if fname not in task.functions:
@@ -199,4 +226,4 @@ def extract(mod, target, layout: str = DEFAULT_LAYOUT) -> TaskGraph:
     for call in calls:
         first_use.setdefault(call.task, call.index)
     tasks.sort(key=lambda t: first_use.get(t.name, len(calls)))
-    return TaskGraph(tasks=tasks, calls=calls)
+    return TaskGraph(tasks=tasks, calls=calls, extracted=list(extracted))

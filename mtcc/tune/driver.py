@@ -17,65 +17,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import frontend, tasks as task_mod
-from .errors import BadInput
-from .layout import DEFAULT_LAYOUT
-from .target import describe, target_cores, target_mcpu, target_name
-from .threads import use_threads
+from .. import frontend
+from ..errors import BadInput
+from ..frontend import tasks as task_mod
+from ..frontend.layout import DEFAULT_LAYOUT
+from ..target import describe, target_cores, target_mcpu, target_name
+from ..threads import use_threads
+from .database import FAILED_SECS, META, RECORDS, check_folder, mean_secs, open_for_tuning, open_readonly, read_meta
 
-WORKLOADS = "database_workload.json"
-RECORDS = "database_tuning_record.json"
-META = "tune.json"
-FAILED_SECS = 1e9  # MetaSchedule stores failed candidates with run_secs 1e10
 
 
 def default_out(model_name: str, target) -> Path:
     return Path("schedules") / model_name / target_name(target)
 
 
-# ------------------------------------------------------------------ database files
-def _clean_lines(path: Path) -> tuple[int, int]:
-    """Cut a torn trailing line and drop exact duplicates, in place (atomic rename).
-    Returns (lines kept, lines dropped)."""
-    if not path.exists():
-        return 0, 0
-    raw = path.read_bytes()
-    lines = raw.split(b"\n")
-    kept, seen, dropped = [], set(), 0
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            json.loads(line)
-        except ValueError:
-            dropped += 1  # torn write: only the last line can be, but be safe
-            continue
-        if line in seen:
-            dropped += 1
-            continue
-        seen.add(line)
-        kept.append(line)
-    clean = b"".join(line + b"\n" for line in kept)
-    if clean != raw:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(clean)
-        os.replace(tmp, path)
-    return len(kept), dropped
-
-
-def repair(out: Path) -> int:
-    """Make the database loadable after a crash; returns how many lines were dropped."""
-    return _clean_lines(out / WORKLOADS)[1] + _clean_lines(out / RECORDS)[1]
-
-
-def open_database(out: Path):
-    import tvm.s_tir.meta_schedule as ms
-
-    out.mkdir(parents=True, exist_ok=True)
-    repair(out)
-    return ms.database.JSONDatabase(work_dir=str(out), module_equality="structural")
-
-
+# ------------------------------------------------------------------ database
 def records_by_task(db, contexts) -> list[list]:
     """All tuning records (failed ones included) of each task's workload."""
     by_workload: dict[int, list] = {}
@@ -89,11 +45,6 @@ def records_by_task(db, contexts) -> list[list]:
         else:
             out.append([])
     return out
-
-
-def _mean_secs(rec) -> float:
-    secs = [float(s) for s in rec.run_secs] if rec.run_secs is not None else []
-    return sum(secs) / len(secs) if secs else float("inf")
 
 
 # ------------------------------------------------------------------ progress
@@ -206,7 +157,7 @@ def check_tracker(rpc: RpcSpec, timeout: float = 5.0) -> None:
     import socket
 
     import tvm.rpc
-    from .errors import EnvironmentProblem
+    from ..errors import EnvironmentProblem
 
     where = f"--rpc-tracker {rpc.host}:{rpc.port}"
     try:
@@ -293,7 +244,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     fused = task_mod.legalize_and_fuse(mod, target, layout)
     graph = task_mod.extract(mod, target, layout)
     out = Path(out) if out else default_out(model.name, target)
-    db = open_database(out)
+    db = open_for_tuning(out)
     _quiet_metaschedule()
 
     # Tune contexts are made only when there is something to tune: making one imports
@@ -310,7 +261,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     existing = records_by_task(db, contexts)
     progress = Progress(
         tasks=[TaskProgress(c.task_name, flops.get(c.task_name, 0.0), int(w), trials=len(r),
-                            best_secs=min((_mean_secs(x) for x in r), default=float("inf")))
+                            best_secs=min((mean_secs(x.run_secs) for x in r), default=float("inf")))
                for c, w, r in zip(contexts, weights, existing)],
         budget=trials if trials is not None else default_trials(graph, {c.task_name for c in contexts}),
         existing=sum(len(r) for r in existing),
@@ -366,7 +317,7 @@ class _TaskView:
 def _task_summary(db, contexts, weights, flops) -> list[dict]:
     rows = []
     for ctx, weight, recs in zip(contexts, weights, records_by_task(db, contexts)):
-        valid = [_mean_secs(r) for r in recs if _mean_secs(r) < FAILED_SECS]
+        valid = [mean_secs(r.run_secs) for r in recs if mean_secs(r.run_secs) < FAILED_SECS]
         best = min(valid) if valid else None
         f = flops.get(ctx.task_name, 0.0)
         rows.append({
@@ -444,19 +395,11 @@ def _quiet_metaschedule() -> None:
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
 
 
-def load_database(schedules: str | Path):
-    """A schedules folder's database, for compiling (raises BadInput if absent)."""
-    path = Path(schedules)
-    if not (path / WORKLOADS).exists() or not (path / RECORDS).exists():
-        raise BadInput(f"{path}: not a schedules folder (needs {WORKLOADS} and {RECORDS})")
-    return open_database(path)
-
-
 def describe_schedules(schedules: str | Path) -> dict:
     """What a schedules folder holds (for `mtcc inspect DIR`): how it was made and the
-    best record per task, from tune.json and the database itself."""
+    best record per task, from tune.json and the database itself (read, never written)."""
     path = Path(schedules)
-    db = load_database(path)
+    db = open_readonly(path)
     meta = read_meta(path)
     records = db.get_all_tuning_records()
     return {
@@ -465,17 +408,8 @@ def describe_schedules(schedules: str | Path) -> dict:
         "target": meta.get("target"),
         "layout": meta.get("layout"),
         "records": len(records),
-        "valid_records": sum(1 for r in records if _mean_secs(r) < FAILED_SECS),
+        "valid_records": sum(1 for r in records if mean_secs(r.run_secs) < FAILED_SECS),
         "estimated_latency_ms": meta.get("estimated_latency_ms"),
         "tasks": meta.get("tasks", []),
         "runs": meta.get("runs", []),
     }
-
-
-def read_meta(schedules: str | Path) -> dict:
-    meta = Path(schedules) / META
-    return json.loads(meta.read_text()) if meta.exists() else {}
-
-
-def layout_of(schedules: str | Path) -> str:
-    return read_meta(schedules).get("layout", DEFAULT_LAYOUT)

@@ -20,13 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from . import cpu
-from .errors import BadInput, EnvironmentProblem
+from .. import cpu
+from ..errors import BadInput, EnvironmentProblem
 
 FORMAT = "mtcc-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LIBRARY = "lib/model.so"
+PLAN_MEMBER = "plan.json"          # mtcc.bundle.plan, as canonical JSON
+SELECTOR_MEMBER = "selector.json"  # tasks -> variants (function, latency table, footprint)
+SELECTOR_FORMAT = "mtcc-selector/1"
+WEIGHTS_DIR = "weights"            # weights/<const slot name>.npy
+VARIANT_SEP = "__v"                # function of variant k of task T: T__v<k>
 MAX_MANIFEST_BYTES = 64 << 20
 MAX_MEMBER_BYTES = 8 << 30  # refuses absurd headers before reading anything
 _CHUNK = 1 << 20
@@ -68,7 +73,7 @@ def make_manifest(*, model_name: str, model_sha256: str, target, inputs: list, o
     version and the CPU features the target's code may use.  `extra` keys go in as is."""
     import tvm
 
-    from .target import describe, target_cores, target_mcpu
+    from ..target import describe, target_cores, target_mcpu
 
     return {
         "model": {"name": model_name, "sha256": model_sha256},

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .errors import BadInput
+from ..errors import BadInput
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Blocked data layout for convolutions (NCHW{b}c data, OIHW{b}i{b}o weights).
 
 Tuned NCHW convolutions reach only ~0.6x ONNX Runtime on x86; the same convolution
-in NCHW16c reaches parity (TVM-NOTES.md), because the innermost 16 channels map
+in NCHW16c reaches parity (docs/tvm-notes.md), because the innermost 16 channels map
 onto one AVX-512 register.  Relax's ConvertLayout propagates the blocked layout
 through element-wise ops, pools and concats, so layout transforms remain only
 where the graph enters or leaves the blocked region, and FoldConstant pre-blocks

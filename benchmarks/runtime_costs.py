@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""What the multi-tenant runtime costs, measured side by side in one run:
+
+- one request through an idle `mtcc.Server` (one model, all cores) against
+  `bundle.run` in this process on the same cores, interleaved rounds: the ratio;
+- a block boundary inside the tenant (stop-point check, variant selection) and a core
+  grant (thread count + re-pinning), in µs and as a share of the median block;
+- the scheduler round trip (unit sent -> started in the tenant, finished -> seen by
+  the server), which the design pays per unit, not per block.
+
+Usage: benchmarks/runtime_costs.py BUNDLE [--rounds 10] [--per-round 5] [--policy block-adaptive]
+Prints one JSON object.  A benchmark: it asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def vcpu_state() -> str:
+    from mtcc.interference import machine
+
+    return machine.vcpu_sharing().get("state", "unknown")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bundle", type=Path)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--per-round", type=int, default=5)
+    ap.add_argument("--policy", default="block-adaptive")
+    a = ap.parse_args()
+
+    import numpy as np
+
+    import mtcc
+    from mtcc.runtime.loader import pin_cores
+
+    import os
+
+    before = vcpu_state()
+    cores = pin_cores(len(os.sched_getaffinity(0)))  # bundle.run's pool: one thread per core, as a lane's
+    bundle = mtcc.load(a.bundle)
+    rng = np.random.default_rng(0)
+    feeds = {i["name"]: rng.standard_normal(i["shape"]).astype(i["dtype"]) for i in bundle.inputs}
+    direct, served = [], []
+    with mtcc.Server({"m": a.bundle}, cores=cores, policy=a.policy) as server:
+        for _ in range(3):  # warm both
+            bundle.run(feeds)
+            server.submit("m", feeds).result()
+        for _ in range(a.rounds):
+            for _ in range(a.per_round):
+                time.sleep(0.02)  # let the other pool stop spinning
+                start = time.perf_counter()
+                bundle.run(feeds)
+                direct.append((time.perf_counter() - start) * 1e3)
+            for _ in range(a.per_round):
+                time.sleep(0.02)
+                start = time.perf_counter()
+                server.submit("m", feeds).result()
+                served.append((time.perf_counter() - start) * 1e3)
+        stats = server.stats()["models"]["m"]
+    after = vcpu_state()
+    block = stats["block_us_median"] or 0
+    print(json.dumps({
+        "bundle": str(a.bundle), "cores": cores, "policy": a.policy,
+        "vcpu_sharing_before": before, "vcpu_sharing_after": after,
+        "bundle_run_ms_median": round(statistics.median(direct), 3),
+        "server_ms_median": round(statistics.median(served), 3),
+        "overhead_ratio": round(statistics.median(served) / statistics.median(direct), 4),
+        "block_us_median": block,
+        "boundary_us_median": stats["boundary_us_median"],
+        "boundary_share_of_block": round(stats["boundary_us_median"] / block, 5) if block else None,
+        "grant_us_median": stats["grant_us_median"],
+        "round_trip_us_median": stats["round_trip_us_median"],
+        "units": stats["units"], "boundaries": stats["boundaries"],
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""How the CLI shows results to a person: rich tables and live progress on stderr.
+Commands compute; this module only draws."""
+from __future__ import annotations
+
+from .app import make_console
+
+def rich_table(title, columns, rows):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for k, col in enumerate(columns):
+        left = k == 0 or col in ("task", "variant", "note", "model", "target")
+        table.add_column(col, justify="left" if left else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_evidence(console, ev) -> None:
+    from .. import variants
+
+    console.print(rich_table("interference evidence (per model)", *evidence_rows(ev)))
+
+
+def print_variants(console, folder) -> None:
+    from .. import variants
+
+    var = variants.load_variants(folder)
+    console.print(rich_table(f"variants: {var['model']} ({var['target']})", *variant_rows(var)))
+    print_evidence(console, variants.evidence(folder))
+
+
+def print_schedules(info: dict) -> None:
+    console = make_console()
+    console.print(f"[bold]{info['schedules']}[/]: {info['model']} for {info['target']} ({info['layout']}), "
+                  f"{info['records']} records ({info['valid_records']} valid), estimated "
+                  f"{info['estimated_latency_ms']} ms")
+    for run in info["runs"]:
+        if run.get("status") in ("running", "interrupted"):  # killed: its records are kept, its totals unknown
+            done = f"{run['status']} (records kept)"
+        else:
+            done = f"{run['trials_new']} trials in {run['wall_s']} s"
+        console.print(f"  {run['date']}: {done} on {run['machine'].get('cpu')} "
+                      f"({run['machine'].get('cores')} cores): {run['command']}")
+    if info["tasks"]:
+        print_tune_table(console, {"model": info["model"], "target": info["target"], "layout": info["layout"],
+                                    "trials_total": info["records"], "trials_new": 0, "wall_s": 0,
+                                    "estimated_latency_ms": info["estimated_latency_ms"] or 0,
+                                    "tasks": info["tasks"], "out": info["schedules"]})
+
+
+def print_bundle(info: dict) -> None:
+    from rich.table import Table
+
+    console = make_console()
+    ins = ", ".join(f"{i['name']} {shape(i['shape'])} {i['dtype']}" for i in info["inputs"])
+    outs = ", ".join(f"{o['name']} {shape(o['shape'])} {o['dtype']}" for o in info["outputs"])
+    console.print(f"[bold]{info['bundle']}[/]: {info['model']} ({info['size'] / 1e6:.2f} MB, format "
+                  f"{info['format_version']}), {info['target']}, TVM {info['tvm_version']}, "
+                  f"linked with {(info.get('toolchain') or {}).get('version', '?')}")
+    console.print(f"inputs:  {ins}\noutputs: {outs}")
+    console.print(f"CPU features required: {' '.join(info['cpu_features'])}")
+    console.print("loadable here: yes" if info["loadable_here"] else f"loadable here: NO ({info['not_loadable_because']})")
+    plan = info.get("plan") or {}
+    table = Table(title=f"{len(info['blocks'])} blocks over {plan.get('calls', '?')} calls ({info.get('blocks_rule')})")
+    for col in ("block", "calls", "est µs", "share", "latency table µs", "tasks"):
+        table.add_column(col, justify="left" if col in ("tasks", "latency table µs") else "right")
+    for b in info["blocks"]:
+        cells = " ".join(f"{k}={v:g}" for k, v in b["latency_us"].items())
+        table.add_row(str(b["index"]), f"{b['start']}-{b['end'] - 1}", f"{b['est_us']:.1f}",
+                      f"{100 * b['share']:.0f}%", cells, ", ".join(b["tasks"]))
+    console.print(table)
+    table = Table(title=f"variants ({info.get('variants_source')}): {sum(len(t['variants']) for t in info['variants'])} "
+                        f"for {len(info['variants'])} tasks, default first")
+    for col in ("task", "calls", "variant", "function", "latency µs", "footprint"):
+        table.add_column(col, justify="right" if col in ("calls", "footprint") else "left")
+    for t in info["variants"]:
+        ordered = sorted(t["variants"], key=lambda v: v["id"] != t["default"])
+        for k, v in enumerate(ordered):
+            cells = " ".join(f"{c}={u:g}" for c, u in v["latency_us"].items()) or "-"
+            fp = f"{v['footprint']:.2f}" if isinstance(v.get("footprint"), (int, float)) else "-"
+            table.add_row(t["task"] if k == 0 else "", str(t.get("calls", "")) if k == 0 else "", v["id"],
+                          v["function"], cells, fp)
+    console.print(table)
+
+
+class TuneDisplay:
+    """Live progress on a terminal, one line per batch otherwise (CI logs)."""
+
+    def __init__(self, console):
+        self.console = console
+        self.live = None
+        self.last_line = 0.0
+
+    def __enter__(self):
+        if self.console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(console=self.console, refresh_per_second=2, transient=True)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def update(self, progress) -> None:
+        done = progress.existing + progress.new_trials
+        tuned = sum(1 for t in progress.tasks if t.best_secs < 1e9)
+        eta = f"{progress.eta:.0f}s" if progress.eta is not None else "?"
+        line = (f"tune: {done}/{progress.budget} trials, {tuned}/{len(progress.tasks)} tasks tuned, "
+                f"elapsed {progress.elapsed:.0f}s, ETA {eta}")
+        if self.live is None:
+            self.console.print(line)
+            return
+        from rich.table import Table
+
+        table = Table(title=line, title_justify="left")
+        for col in ("task", "trials", "best µs", "GFLOP/s"):
+            table.add_column(col, justify="left" if col == "task" else "right")
+        for t in sorted(progress.tasks, key=lambda t: -t.flops * t.count)[:15]:
+            best = f"{t.best_secs * 1e6:.1f}" if t.best_secs < 1e9 else "-"
+            table.add_row(t.name, str(t.trials), best, f"{t.gflops:.1f}" if t.gflops else "-")
+        self.live.update(table)
+
+
+def print_tune_table(console, s: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{s['model']} tuned for {s['target']} ({s['layout']}): {s['trials_total']} trials "
+                        f"({s['trials_new']} new in {s['wall_s']:.0f} s), estimated {s['estimated_latency_ms']:.2f} ms")
+    for col in ("task", "calls", "trials", "valid", "best µs", "GFLOP/s"):
+        table.add_column(col, justify="left" if col == "task" else "right")
+    for t in s["tasks"]:
+        table.add_row(t["name"], str(t["count"]), str(t["trials"]), str(t["valid"]),
+                      f"{t['best_us']:.1f}" if t["best_us"] else "-", f"{t['gflops']:.1f}" if t["gflops"] else "-")
+    console.print(table)
+    console.print(f"schedules: {s['out']}")
+
+
+def print_calibration(cal: dict) -> None:
+    from rich.table import Table
+
+    console = make_console()
+    table = Table(title=f"interference levels on {cal['machine'].get('cpu_model', '?')}")
+    for col in ("level", "stressor", "memory probe slowdown", "compute probe slowdown"):
+        table.add_column(col)
+    for name, level in cal["levels"].items():
+        st = level.get("stressor") or {}
+        what = f"{st.get('kind')} {st.get('pattern')} {st.get('working_set_mib')} MiB" if st else "-"
+        table.add_row(name, what, f"{level['memory_slowdown']:.2f}x", f"{level['compute_slowdown']:.2f}x")
+    console.print(table)
+    console.print(cal["verdict"])
+    console.print(f"written to {cal['path']}")
+
+
+def print_single(console, report: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title="isolated latency (median of interleaved runs)")
+    for col in ("model", "threads", "system", "p50 ms", "p99 ms", "x ONNX Runtime", "max |err|"):
+        table.add_column(col, justify="left" if col in ("model", "system") else "right")
+    for r in report["results"]:
+        if "skipped" in r:
+            table.add_row(r["model"], str(r["threads"]), r["system"], "-", "-", "-", r["skipped"][:40])
+            continue
+        table.add_row(r["model"], str(r["threads"]), r["system"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                      f"{r.get('ratio_to_onnxruntime', float('nan')):.2f}", f"{r['max_abs_err_vs_onnxruntime']:.1e}")
+    console.print(table)
+    console.print(f"vCPUs before: {report['machine']['vcpu_sharing_before']}; "
+                  f"after: {report['machine']['vcpu_sharing_after']}")
+
+
+def shape(s) -> str:
+    return "x".join(str(d) for d in s)
+
+
+def print_model_table(info: dict) -> None:
+    from rich.table import Table
+
+    console = make_console()
+    ins = ", ".join(f"{i['name']} {shape(i['shape'])} {i['dtype']}" for i in info["inputs"])
+    outs = ", ".join(f"{o['name']} {shape(o['shape'])} {o['dtype']}" for o in info["outputs"])
+    console.print(f"[bold]{info['model']}[/]  ({info['path']}, opset {info['opset']}, target {info['target']})")
+    console.print(f"inputs:  {ins}\noutputs: {outs}")
+    total = info["total_flops"] or 1.0
+    table = Table(title=f"{info['num_tasks']} tasks, {info['num_calls']} calls, "
+                        f"{info['total_flops'] / 1e9:.3f} GFLOP per inference")
+    for col, just in (("#", "right"), ("task", "left"), ("op", "left"), ("shapes (in -> out)", "left"),
+                      ("GFLOP", "right"), ("count", "right"), ("% FLOPs", "right")):
+        table.add_column(col, justify=just)
+    for k, t in enumerate(info["tasks"]):
+        shapes = f"{shape(t['inputs'][0]['shape']) if t['inputs'] else '-'} -> {shape(t['outputs'][0]['shape'])}"
+        share = 100.0 * t["flops"] * t["weight"] / total
+        table.add_row(str(k), t["name"], t["kind"], shapes, f"{t['flops'] / 1e9:.4f}", str(t["weight"]),
+                      f"{share:.1f}")
+    console.print(table)
+
+
+
+def evidence_rows(ev: dict) -> tuple[list[str], list[list[str]]]:
+    """(column titles, rows of text) for a rich Table, one row per model."""
+    cols = ["model", "target", "tasks", ">1 variant", "best alone != best under pressure",
+            "pressure cell", "model under pressure: best-alone / best-pressure",
+            "quiet cost of best-pressure"]
+    rows = []
+    for m in ev["models"]:
+        r = m["pressure_ratio_best_alone_over_best_pressure"]
+        c = m["alone_ratio_best_pressure_over_best_alone"]
+        rows.append([str(m["model"]), str(m["target"]),
+                     f"{m['tasks_measured']}/{m['tasks']} measured",
+                     str(m["tasks_multi_variant"]), str(m["tasks_best_alone_differs"]),
+                     str(m["pressure_cell"]),
+                     f"{r:.3f}x" if r else "-", f"{c:.3f}x" if c else "-"])
+    return cols, rows
+
+
+def variant_rows(var: dict) -> tuple[list[str], list[list[str]]]:
+    """(column titles, rows) for a per-task table of a variants.json dict."""
+    cells = var.get("objectives", {}).get("cells", {})
+    keys = [cells.get("alone"), cells.get("pressure")]
+    if cells.get("alone_max_cores"):
+        keys.append(cells["alone_max_cores"])
+    keys = [k for k in dict.fromkeys(keys) if k]
+    cols = ["task", "calls", "variant"] + [f"{k} us" for k in keys] + ["footprint", "note"]
+    rows = []
+    for t in var["tasks"]:
+        for i, v in enumerate(t["variants"]):
+            note = ""
+            if i == 0:
+                note = ("alone != pressure" if t.get("best_alone_differs_under_pressure")
+                        else ("" if t.get("measured") else t.get("reason", "not measured")))
+            rows.append([t["name"] if i == 0 else "", str(t.get("count", 1)) if i == 0 else "", v["id"]]
+                        + [f"{v['latency_us'][k]:.1f}" if k in v["latency_us"] else "-" for k in keys]
+                        + [f"{v['footprint']:.3f}", note])
+    return cols, rows
+

@@ -1,0 +1,129 @@
+"""Running a call plan against a library holding its functions (and their variants)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..bundle.plan import Plan, Slot
+
+
+def device_weights(plan: Plan, weights: dict[str, np.ndarray] | None = None, device=None) -> dict:
+    """The plan's weights as device tensors, made once, to share between executors."""
+    import tvm
+
+    device = device or tvm.cpu()
+    weights = plan.weights if weights is None else weights
+    return {name: tvm.runtime.tensor(np.ascontiguousarray(arr), device) for name, arr in weights.items()}
+
+
+class PlanExecutor:
+    """Runs a Plan against a library holding its functions (and their variants).
+
+        ex = PlanExecutor(lib, plan)           # weights default to plan.weights
+        ex.run(x)                              # -> [np.ndarray]
+        ex.set_inputs(x); ex.run_range(0, k); ex.run_range(k, len(plan.calls)); ex.get_outputs()
+        ex.select({"fused_conv2d_add_relu": "fused_conv2d_add_relu__v1"})   # variant per task
+    """
+
+    def __init__(self, lib, plan: Plan, weights: dict | None = None, device=None):
+        """`weights`: numpy arrays (copied to the device), or tensors from
+        device_weights() -- shared, not copied, by every executor given them (the lanes
+        of a tenant share one copy of a model's weights)."""
+        import tvm
+
+        self.lib, self.plan = lib, plan
+        self.device = device or tvm.cpu()
+        weights = plan.weights if weights is None else weights
+        self._storage = [tvm.runtime.empty((max(n, 1),), "uint8", self.device) for n in plan.storages]
+        self.tensors: list = [None] * len(plan.slots)
+        for i, s in enumerate(plan.slots):
+            self.tensors[i] = self._make(i, s, weights)
+        self._funcs: dict[str, object] = {}
+        self.choice: list[str] = [c.function for c in plan.calls]
+        self._bound = [(self._func(c.function), tuple(self.tensors[j] for j in c.args + c.outputs))
+                       for c in plan.calls]
+
+    def _make(self, i: int, s: Slot, weights):
+        import tvm
+
+        if s.kind == "const":
+            arr = weights[s.name]
+            if isinstance(arr, tvm.runtime.Tensor):
+                return arr
+            if list(arr.shape) != s.shape or str(arr.dtype) != s.dtype:
+                raise ValueError(f"call plan: weight {s.name} is {arr.dtype}{list(arr.shape)}, "
+                                 f"the plan expects {s.dtype}{s.shape}")
+            return tvm.runtime.tensor(np.ascontiguousarray(arr), self.device)
+        if s.kind == "storage":
+            return self._storage[s.storage]._create_view(s.shape, s.dtype, s.offset)
+        if s.kind in ("input", "own"):
+            return tvm.runtime.empty(s.shape, s.dtype, self.device)
+        if s.kind == "view":
+            base = self.tensors[s.base]
+            if base is None:
+                base = self.tensors[s.base] = self._make(s.base, self.plan.slots[s.base], weights)
+            return base._create_view(s.shape, s.dtype, 0)
+        raise ValueError(f"call plan: unknown slot kind {s.kind!r}")
+
+    def _func(self, name: str):
+        f = self._funcs.get(name)
+        if f is None:
+            f = self.lib.get_function(name)  # raises if the library lacks it
+            if f is None:
+                raise KeyError(f"call plan: the library has no function {name!r}")
+            self._funcs[name] = f
+        return f
+
+    def __len__(self) -> int:
+        return len(self._bound)
+
+    # -- variant choice ------------------------------------------------------------------
+    def select(self, choice: dict[str, str], start: int = 0, end: int | None = None) -> None:
+        """Call `choice[task]` for every call of `task` in [start, end) (all calls by
+        default); tasks not named keep their current function."""
+        end = len(self._bound) if end is None else end
+        for i in range(start, end):
+            fn = choice.get(self.plan.calls[i].task)
+            if fn is not None and fn != self.choice[i]:
+                self._bound[i] = (self._func(fn), self._bound[i][1])
+                self.choice[i] = fn
+
+    def reset_choice(self) -> None:
+        for i, c in enumerate(self.plan.calls):
+            self._bound[i] = (self._func(c.function), self._bound[i][1])
+            self.choice[i] = c.function
+
+    # -- running ---------------------------------------------------------------------------
+    def set_inputs(self, *arrays: np.ndarray) -> None:
+        if len(arrays) != len(self.plan.inputs):
+            raise ValueError(f"call plan: {len(self.plan.inputs)} inputs expected, got {len(arrays)}")
+        for slot, a in zip(self.plan.inputs, arrays):
+            s = self.plan.slots[slot]
+            a = np.ascontiguousarray(a, dtype=s.dtype)
+            if list(a.shape) != s.shape:
+                raise ValueError(f"call plan: input {s.name} must be {s.shape}, got {list(a.shape)}")
+            self.tensors[slot].copyfrom(a)
+
+    def run_range(self, start: int, end: int) -> None:
+        for f, args in self._bound[start:end]:
+            f(*args)
+
+    def get_outputs(self) -> list[np.ndarray]:
+        return [self.tensors[s].numpy() for s in self.plan.outputs]
+
+    def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        self.set_inputs(*arrays)
+        self.run_range(0, len(self._bound))
+        return self.get_outputs()
+
+    def time_calls(self, repeat: int = 1) -> list[float]:
+        """Seconds per call (best of `repeat`), inputs as last set."""
+        best = [float("inf")] * len(self._bound)
+        for _ in range(repeat):
+            for i, (f, args) in enumerate(self._bound):
+                t = time.perf_counter()
+                f(*args)
+                best[i] = min(best[i], time.perf_counter() - t)
+        return best
+

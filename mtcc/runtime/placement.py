@@ -1,0 +1,55 @@
+"""Putting one lane's TVM thread pool on the cores it was granted.
+
+TVM's pool belongs to the thread that calls into TVM (thread-local) and starts with
+TVM_NUM_THREADS threads -- the calling thread and N-1 workers -- the first time that
+thread runs a parallel kernel.  It can shrink below its start size and grow back, not
+beyond it; with TVM_BIND_THREADS=0 (mtcc's default) its core list is ignored.  So a
+tenant starts every pool at the most cores a lane may hold, and at a grant:
+
+  - `runtime.config_threadpool(1, n)` sets how many of the pool's threads run (~5 µs);
+  - the lane thread and its workers, found by thread id when the pool first ran, are
+    re-pinned with sched_setaffinity (a few µs each), only when the core set changed.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+
+def _thread_ids() -> set[int]:
+    return {int(t) for t in os.listdir("/proc/self/task")}
+
+
+class LanePlacement:
+    def __init__(self):
+        import tvm
+
+        self._config = tvm.get_global_func("runtime.config_threadpool")
+        self.lane_tid = threading.get_native_id()
+        self.worker_tids: list[int] = []
+        self.cores: tuple[int, ...] = ()
+        self.threads = 0
+
+    def start_pool(self, warm_up) -> None:
+        """Run `warm_up` (a first inference) on this thread and note the pool threads it
+        created; call once, on the lane thread, before any grant."""
+        before = _thread_ids()
+        warm_up()
+        self.worker_tids = sorted(_thread_ids() - before)
+
+    def apply(self, cores) -> float:
+        """Run this lane's pool on `cores` (one thread per core); returns µs spent."""
+        start = time.perf_counter()
+        cores = tuple(sorted(cores))
+        if cores != self.cores:
+            for tid in [self.lane_tid, *self.worker_tids]:
+                try:
+                    os.sched_setaffinity(tid, cores)
+                except ProcessLookupError:  # a worker the pool has retired
+                    pass
+            self.cores = cores
+        if len(cores) != self.threads:
+            self._config(1, len(cores))
+            self.threads = len(cores)
+        return (time.perf_counter() - start) * 1e6

@@ -1,0 +1,176 @@
+"""Scheduling policies: how requests are cut into units, in which order waiting units
+run, and how many cores each gets.  One small interface, a local implementation per
+name; the server and the simulator call the same objects.
+
+A *unit* is a run of consecutive calls of one request on one core grant.  Where a
+unit may stop early (its stop points) the tenant checks a shared-memory word, so a
+boundary costs a read unless someone waits; the server cuts a request into units only
+where the policy's wanted core count changes (the paper's "similar core demand").
+
+    model-fcfs      the paper's baseline: arrival order; a request gets the fewest cores
+                    whose isolated latency meets its target and holds them to the end
+    model-edf       the same, earliest deadline first
+    layer           deadline order, cores per call from the call's table, stop points at
+                    every call
+    block           deadline order, cores per layer block, stop points at every block:
+                    a short request arriving behind a long one starts at the next block
+                    boundary instead of after the whole model
+    block-adaptive  block, and at every block the selector picks the variants for the
+                    cores held and the pressure of the neighbours
+
+The block rule: a block that does not get faster on more cores (its measured table)
+runs on one; otherwise it gets the fewest cores with which the rest of the request is
+predicted to finish within SLACK of the time left to its deadline -- planning to use
+only part of the budget leaves room for waiting behind a neighbour's block -- and,
+when no count achieves that, the count that runs the block fastest.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SLACK = 0.5
+
+
+@dataclass
+class Pending:
+    """What a policy sees of a request."""
+    model: str
+    arrival: float           # seconds (monotonic)
+    deadline: float          # seconds (monotonic)
+    reached: int             # next call to run
+    profile: object          # ModelProfile
+    scale: float = 1.0       # measured / table latency of this model on this machine
+
+
+class Policy:
+    name = "abstract"
+    granularity = "model"    # "model" | "block" | "call": where a unit may stop
+    preemptive = False       # running units yield at stop points when a unit of higher priority waits
+    selector = "default"     # "default" | "table"
+    waits_for_planned = True # a unit waits until its planned cores are free (else runs with fewer: a conflict)
+
+    def priority(self, p: Pending) -> tuple:
+        return (p.arrival,)
+
+    def stops(self, p: Pending) -> list[int]:
+        """Call indices where a unit of this request may stop early."""
+        if self.granularity == "block":
+            return [b.end for b in p.profile.blocks]
+        if self.granularity == "call":
+            return list(range(1, len(p.profile.call_tasks) + 1))
+        return []
+
+    def unit(self, p: Pending, now: float, total_cores: int) -> tuple[int, int]:
+        """(cores wanted, end call) of the request's next unit."""
+        raise NotImplementedError
+
+
+def model_cores(p: Pending, total_cores: int) -> int:
+    """Fewest cores whose predicted isolated latency meets the request's target."""
+    budget_us = (p.deadline - p.arrival) * 1e6
+    for c in range(1, total_cores + 1):
+        if p.scale * p.profile.model_us(c) <= budget_us:
+            return c
+    return total_cores
+
+
+class ModelFcfs(Policy):
+    name = "model-fcfs"
+
+    def unit(self, p, now, total_cores):
+        return model_cores(p, total_cores), len(p.profile.call_tasks)
+
+
+class ModelEdf(ModelFcfs):
+    name = "model-edf"
+
+    def priority(self, p):
+        return (p.deadline, p.arrival)
+
+
+def _fastest(costs: dict[int, float]) -> int:
+    return min(costs, key=lambda c: (costs[c], c))
+
+
+def _planned(item: int, costs: dict[int, list[float]], suffix: dict[int, list[float]],
+             p: Pending, now: float) -> int:
+    """Cores for `item` (a block or a call) by the block rule of the module doc;
+    `costs[c][k]` is item k's µs on c cores, `suffix[c][k]` the sum from k to the end."""
+    one = costs[1][item]
+    if all(costs[c][item] > 0.9 * one for c in costs if c > 1):  # does not scale
+        return 1
+    budget_us = max(0.0, (p.deadline - now) * 1e6) * SLACK
+    for c in sorted(costs):
+        if p.scale * suffix[c][item] <= budget_us:
+            return c
+    return _fastest({c: costs[c][item] for c in costs})
+
+
+def _tables(cost, count: int, total_cores: int):
+    costs = {c: [cost(k, c) for k in range(count)] for c in range(1, total_cores + 1)}
+    suffix = {}
+    for c, row in costs.items():
+        acc, out = 0.0, [0.0] * count
+        for k in range(count - 1, -1, -1):
+            acc += row[k]
+            out[k] = acc
+        suffix[c] = out
+    return costs, suffix
+
+
+def _unit(first: int, count: int, cost, p: Pending, now: float, total_cores: int) -> tuple[int, int]:
+    """(cores wanted for item `first`, first item after the run of items wanting as many)."""
+    costs, suffix = _tables(cost, count, total_cores)
+    want = _planned(first, costs, suffix, p, now)
+    end = first + 1
+    while end < count and _planned(end, costs, suffix, p, now) == want:
+        end += 1
+    return want, end
+
+
+class Block(Policy):
+    name = "block"
+    granularity = "block"
+    preemptive = True
+    waits_for_planned = False
+
+    def priority(self, p):
+        return (p.deadline, p.arrival)
+
+    def unit(self, p, now, total_cores):
+        profile = p.profile
+        first = next(b.index for b in profile.blocks if b.start <= p.reached < b.end)
+        want, end = _unit(first, len(profile.blocks), lambda k, c: profile.block_us(k, c), p, now, total_cores)
+        return want, profile.blocks[end - 1].end
+
+
+class BlockAdaptive(Block):
+    name = "block-adaptive"
+    selector = "table"
+
+
+class Layer(Block):
+    name = "layer"
+    granularity = "call"
+    selector = "default"
+
+    def unit(self, p, now, total_cores):
+        profile = p.profile
+        tasks = profile.call_tasks
+
+        def cost(k, c):
+            return profile.call_us(tasks[k], profile.default[tasks[k]], c)
+
+        return _unit(p.reached, len(tasks), cost, p, now, total_cores)
+
+
+POLICIES = {cls.name: cls for cls in (ModelFcfs, ModelEdf, Layer, Block, BlockAdaptive)}
+
+
+def make_policy(name: str) -> Policy:
+    try:
+        return POLICIES[name]()
+    except KeyError:
+        from ..errors import BadInput
+
+        raise BadInput(f"policy {name!r}: unknown (known: {', '.join(POLICIES)})") from None

@@ -1,0 +1,93 @@
+"""Pressure proxies: the interference level a tenant is under right now, without
+hardware counters (these VMs have none).
+
+`PressureProxy` is the interface; `FootprintProxy` is the local implementation. It
+combines two estimates of the slowdown a tenant suffers and keeps the larger:
+
+1. from what the neighbours run: the product of the footprints of the blocks the other
+   lanes run now (each variant's measured slowdown of a memory-bound probe; 1.0 = none),
+   which the server writes into the lane's control words;
+2. from the tenant's own blocks, online: observed / predicted time of each block,
+   divided by the same ratio measured when the server started and the model ran
+   alone (the bundle's tables may come from another CPU), smoothed over recent
+   blocks.  A slowdown nobody's footprint explains -- the host time-sharing the two
+   vCPUs (a busy neighbour then costs 2x while steal time reads 0), another program,
+   a stressor -- shows up here as pressure instead of being ignored.
+
+The level is the strongest calibrated level whose slowdown *predicted for this block
+by its own tables* (cells "<c>c/<level>" over "<c>c/none") the estimate reaches, so a
+compute-bound block that no level slows much is never said to be under "high".
+"""
+from __future__ import annotations
+
+from ..cells import LEVEL_ORDER
+
+
+class PressureProxy:
+    """Interface: calibrate(block, ratio) while alone; observe(block, ratio) after
+    each block (ratio = observed / predicted at level none); level(slowdowns per level,
+    neighbour slowdown) -> one of LEVEL_ORDER."""
+
+    name = "abstract"
+
+    def calibrate(self, block: int, ratio: float) -> None:
+        raise NotImplementedError
+
+    def observe(self, block: int, ratio: float) -> None:
+        raise NotImplementedError
+
+    def slowdown(self, neighbour: float = 1.0) -> float:
+        raise NotImplementedError
+
+    def level(self, predicted: dict[str, float], neighbour: float = 1.0) -> str:
+        """`predicted`: this block's predicted slowdown per level (1.0 for none)."""
+        estimate = self.slowdown(neighbour)
+        chosen = "none"
+        for name, threshold in thresholds(predicted):
+            if estimate >= threshold:
+                chosen = name
+        return chosen
+
+
+def thresholds(predicted: dict[str, float]) -> list[tuple[str, float]]:
+    """(level, the estimate that reaches it) for a block's predicted slowdowns: most of
+    the way to a level's slowdown counts; a level that would not slow the block by 2 %
+    is indistinguishable from none and left out."""
+    return [(name, 1.0 + 0.75 * (predicted[name] - 1.0)) for name in LEVEL_ORDER[1:]
+            if predicted.get(name) and predicted[name] > 1.02]
+
+
+class FootprintProxy(PressureProxy):
+    name = "footprint"
+
+    def __init__(self, weight: float = 0.3):
+        self.weight = weight
+        self.baseline: dict[int, float] = {}
+        self.estimate = 1.0
+        self.observed = 0
+
+    def calibrate(self, block: int, ratio: float) -> None:
+        if ratio > 0:
+            old = self.baseline.get(block)
+            self.baseline[block] = ratio if old is None else min(old, ratio)
+
+    def observe(self, block: int, ratio: float) -> None:
+        base = self.baseline.get(block)
+        if not base or ratio <= 0:
+            return
+        s = ratio / base
+        self.estimate = s if self.observed == 0 else (1 - self.weight) * self.estimate + self.weight * s
+        self.observed += 1
+
+    def slowdown(self, neighbour: float = 1.0) -> float:
+        return max(float(neighbour), self.estimate)
+
+
+PROXIES = {cls.name: cls for cls in (FootprintProxy,)}
+
+
+def make_proxy(name: str, **kwargs) -> PressureProxy:
+    try:
+        return PROXIES[name](**kwargs)
+    except KeyError:
+        raise ValueError(f"unknown pressure proxy {name!r} (known: {', '.join(PROXIES)})") from None

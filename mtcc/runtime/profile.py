@@ -1,0 +1,149 @@
+"""What the runtime knows of a model before running it: its blocks, the variants of
+every task with their latency tables, and predictions built from them.
+
+Read from the bundle's manifest, call plan and selector (no library loaded), so the
+scheduler in the server process and the tenants share one view.  Every prediction
+comes from measured cells; a cell that was not measured is filled by the nearest
+measured one, never by assuming linear speed-up:
+
+- more cores than any measured count: the latency at the most cores measured;
+- a level that was not measurable at these cores (no free core for the stressor):
+  the latency at these cores alone x that level's slowdown at the largest core count
+  where it was measured.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..bundle import container
+from ..bundle.container import PLAN_MEMBER, SELECTOR_MEMBER
+from ..cells import LEVEL_ORDER, cell_key, parse_cell
+
+LEVELS = LEVEL_ORDER
+
+
+@dataclass
+class VariantInfo:
+    id: str
+    function: str
+    latency_us: dict          # {"<cores>c/<level>": µs}
+    footprint: float          # how much this variant slows a memory-bound neighbour (1.0 = not at all)
+
+
+@dataclass
+class BlockInfo:
+    index: int
+    start: int                # first call
+    end: int                  # one past the last call
+    calls: dict[str, int] = field(default_factory=dict)   # task -> calls of it in the block
+
+
+def predict(table: dict, cores: int, level: str = "none") -> float | None:
+    """µs of one call at (cores, level) from a latency table (see the module doc)."""
+    if not table:
+        return None
+    measured = sorted({parse_cell(k)[0] for k in table})
+    usable = [c for c in measured if c <= cores] or measured[:1]
+    c = usable[-1]
+    key = cell_key(c, level)
+    if key in table:
+        return float(table[key])
+    alone = table.get(cell_key(c, "none"))
+    if alone is None:
+        return None
+    # The level's slowdown where it was measured (largest such core count).
+    for c2 in reversed(measured):
+        if cell_key(c2, level) in table and cell_key(c2, "none") in table and table[cell_key(c2, "none")]:
+            return float(alone) * float(table[cell_key(c2, level)]) / float(table[cell_key(c2, "none")])
+    return float(alone)
+
+
+class ModelProfile:
+    """A model as the scheduler and the selector see it."""
+
+    def __init__(self, manifest: dict, plan: dict, selector: dict, path: str | None = None):
+        self.path = path
+        self.name = manifest["model"]["name"]
+        self.inputs = list(manifest["inputs"])
+        self.outputs = list(manifest["outputs"])
+        self.call_tasks = [c["task"] for c in plan["calls"]]
+        self.variants: dict[str, list[VariantInfo]] = {}
+        self.default: dict[str, str] = {}
+        for t in selector["tasks"]:
+            self.default[t["task"]] = t["default"]
+            self.variants[t["task"]] = [
+                VariantInfo(v["id"], v["function"], dict(v.get("latency_us") or {}),
+                            float(v["footprint"]) if v.get("footprint") else 1.0)
+                for v in t["variants"]]
+        self.blocks = []
+        for b in manifest["blocks"]:
+            block = BlockInfo(int(b.get("index", len(self.blocks))), int(b["start"]), int(b["end"]))
+            for task in self.call_tasks[block.start:block.end]:
+                block.calls[task] = block.calls.get(task, 0) + 1
+            self.blocks.append(block)
+        if not self.blocks:  # a bundle without blocks runs as one
+            self.blocks = [BlockInfo(0, 0, len(self.call_tasks), {})]
+            for task in self.call_tasks:
+                self.blocks[0].calls[task] = self.blocks[0].calls.get(task, 0) + 1
+        self._call_us: dict = {}  # predictions are asked for at every dispatch: computed once
+        cells = {k for vs in self.variants.values() for v in vs for k in v.latency_us}
+        self.core_counts = sorted({parse_cell(k)[0] for k in cells}) or [1]
+
+    @classmethod
+    def from_bundle(cls, path) -> "ModelProfile":
+        """Verified, but without the CPU check: the scheduler may plan for any bundle."""
+        bundle = container.open_bundle(path, check_environment=False)
+        return cls(bundle.manifest, bundle.json(PLAN_MEMBER), bundle.json(SELECTOR_MEMBER), str(Path(path)))
+
+    # -- predictions -----------------------------------------------------------------
+    def variant(self, task: str, vid: str) -> VariantInfo:
+        return next(v for v in self.variants[task] if v.id == vid)
+
+    def call_us(self, task: str, vid: str, cores: int, level: str = "none") -> float:
+        key = (task, vid, cores, level)
+        value = self._call_us.get(key)
+        if value is None:
+            value = predict(self.variant(task, vid).latency_us, cores, level)
+            if value is None:  # an unmeasured task: its default's, else nothing to count
+                value = predict(self.variant(task, self.default[task]).latency_us, cores, level)
+            value = self._call_us[key] = value or 0.0
+        return value
+
+    def block_us(self, block: int, cores: int, level: str = "none", choice: dict | None = None) -> float:
+        """Predicted µs of a block for a variant choice {task: id} (default variants)."""
+        b = self.blocks[block]
+        return sum(n * self.call_us(task, (choice or {}).get(task, self.default[task]), cores, level)
+                   for task, n in b.calls.items())
+
+    def model_us(self, cores: int, level: str = "none", choice: dict | None = None) -> float:
+        return sum(self.block_us(k, cores, level, choice) for k in range(len(self.blocks)))
+
+    def block_slowdowns(self, block: int, cores: int, choice: dict | None = None) -> dict[str, float]:
+        """Predicted slowdown of a block under each level (its tables: "<c>c/<level>" over
+        "<c>c/none"); levels no table of the block measured are left out."""
+        alone = self.block_us(block, cores, "none", choice)
+        out = {"none": 1.0}
+        measured = {parse_cell(k)[1] for task in self.blocks[block].calls
+                    for v in self.variants[task] for k in v.latency_us}
+        for level in LEVELS[1:]:
+            if level in measured and alone:
+                out[level] = self.block_us(block, cores, level, choice) / alone
+        return out
+
+    def block_footprint(self, block: int, choice: dict | None = None) -> float:
+        """The pressure a block puts on neighbours: its variants' footprints weighted by
+        their share of the block's time alone on one core."""
+        b = self.blocks[block]
+        total, weighted = 0.0, 0.0
+        for task, n in b.calls.items():
+            v = self.variant(task, (choice or {}).get(task, self.default[task]))
+            us = n * (self.call_us(task, v.id, 1) or 1.0)
+            total += us
+            weighted += us * v.footprint
+        return weighted / total if total else 1.0
+
+    def scales(self, block: int, cores: int, gain: float = 0.9) -> bool:
+        """Whether `cores` make the block at least (1 - gain) faster than one core does;
+        a block that does not scale is never given more than one core."""
+        return self.block_us(block, cores) <= gain * self.block_us(block, 1)

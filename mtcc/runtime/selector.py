@@ -1,0 +1,64 @@
+"""Variant selection: per block, the variant of each task predicted fastest for the
+cores a tenant holds and the pressure it is under.
+
+`Selector` is the interface (a learned predictor, or one fed by hardware counters
+where they exist, can be plugged in by name); `TableSelector` reads the bundle's
+measured tables.  A task switches away from its default only when the tables predict
+a gain larger than `margin` (their measured error): no switching for nothing.
+"""
+from __future__ import annotations
+
+from .profile import ModelProfile
+
+DEFAULT_MARGIN = 0.03  # tables agree with whole-model runs to a few % (docs/tvm-notes.md)
+
+
+class Selector:
+    """Interface: choose(profile, block, cores, level) -> {task: variant id}."""
+
+    name = "abstract"
+
+    def choose(self, profile: ModelProfile, block: int, cores: int, level: str) -> dict[str, str]:
+        raise NotImplementedError
+
+
+class DefaultSelector(Selector):
+    """Always the default variants (the `block` policy: separates the scheduling gain
+    from the variant-choice gain)."""
+
+    name = "default"
+
+    def choose(self, profile, block, cores, level):
+        return {task: profile.default[task] for task in profile.blocks[block].calls}
+
+
+class TableSelector(Selector):
+    """Per task, the variant with the lowest predicted latency at (cores, level)."""
+
+    name = "table"
+
+    def __init__(self, margin: float = DEFAULT_MARGIN):
+        self.margin = margin
+
+    def choose(self, profile, block, cores, level):
+        out = {}
+        for task in profile.blocks[block].calls:
+            default = profile.default[task]
+            base = profile.call_us(task, default, cores, level)
+            best, best_us = default, base
+            for v in profile.variants[task]:
+                us = profile.call_us(task, v.id, cores, level)
+                if us and us < best_us:
+                    best, best_us = v.id, us
+            out[task] = best if base and best_us < (1.0 - self.margin) * base else default
+        return out
+
+
+SELECTORS = {cls.name: cls for cls in (DefaultSelector, TableSelector)}
+
+
+def make_selector(name: str) -> Selector:
+    try:
+        return SELECTORS[name]()
+    except KeyError:
+        raise ValueError(f"unknown selector {name!r} (known: {', '.join(SELECTORS)})") from None

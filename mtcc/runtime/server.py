@@ -1,0 +1,514 @@
+"""`mtcc.Server`: several bundles served on one CPU server, cores granted per
+scheduling unit, variants picked per block.
+
+    with mtcc.Server({"sq": "sq.mtcc", "tf": "tf.mtcc"}, cores=[0, 1],
+                     policy="block-adaptive", qos_ms={"sq": 20}) as server:
+        future = server.submit("sq", {"data_0": x})   # refused at once on bad input
+        outputs = future.result()                     # {output name: ndarray}
+        server.stats()                                # per model: p50/p99, within QoS, conflicts
+
+One scheduler thread owns every decision; other threads only post events to it
+(submissions, tenant replies, a tenant's death).  Tenants are processes (tenant.py);
+tensors travel through shared memory (shm.py); a unit's stop points cost the tenant a
+shared-memory read, and the scheduler's round trip happens only where a request's
+core demand changes or when someone waits for its cores.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import itertools
+import os
+import queue
+import signal
+import statistics
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BadInput, MtccError
+from . import shm
+from .cores import CoreAllocator
+from .loader import check_feeds
+from .policies import Pending, make_policy
+from .profile import ModelProfile
+
+DEFAULT_QOS_FACTOR = 2.0       # default target: 2x the isolated latency on all the server's cores
+DEFAULT_MAX_QUEUE = 64         # requests waiting per model before submit refuses
+START_TIMEOUT_S = 300.0
+
+
+class QueueFull(MtccError):
+    """A model's queue is at its bound: the request is refused, not buffered."""
+
+    exit_code = 1
+
+
+class TenantFailed(MtccError):
+    """The tenant process serving a request died or could not start."""
+
+    exit_code = 3
+
+
+@dataclass
+class Request:
+    id: int
+    model: str
+    pending: Pending
+    future: Future
+    lane: int | None = None
+    running: bool = False
+    yield_asked: bool = False
+    started: float | None = None
+    units: int = 0
+    conflicts: int = 0
+    segments: list = field(default_factory=list)
+    arrays: list | None = None      # the inputs until they are in a lane's arena
+    sent: float = 0.0               # when its current unit was sent to the tenant
+
+
+@dataclass
+class Lane:
+    memory: shm.LaneMemory
+    request: Request | None = None
+
+
+class Model:
+    """One bundle on the server: its profile, tenant process, lanes, queue, results."""
+
+    def __init__(self, name: str, path: Path, lanes: int, max_queue: int):
+        self.name, self.path, self.max_queue = name, path, max_queue
+        self.profile = ModelProfile.from_bundle(path)
+        self.lanes = [Lane(shm.LaneMemory(self.profile.inputs, self.profile.outputs)) for _ in range(lanes)]
+        self.queue: collections.deque[Request] = collections.deque()
+        self.process = None
+        self.conn = None
+        self.ready = threading.Event()
+        self.timed: queue.Queue = queue.Queue()
+        self.failure: str | None = None
+        self.restarts = 0
+        self.scale = 1.0                 # measured / table latency on this machine (warm-up)
+        self.isolated_ms: float | None = None      # alone, on all the server's cores
+        self.isolated_by_cores: dict[int, float] = {}
+        self.qos_ms: float | None = None
+        self.latencies_ms: list[float] = []
+        self.within = 0
+        self.failed = 0
+        self.units = 0
+        self.conflicts = 0
+        self.boundary_us: list[float] = []
+        self.grant_us: list[float] = []
+        self.round_trip_us: list[float] = []   # unit sent -> started in the tenant, + finished -> seen here
+        self.block_us: list[float] = []
+        # (start call, end call, µs, level, {task: non-default variant id} | None, slowdown estimate)
+        self.segments: collections.deque = collections.deque(maxlen=100_000)
+
+
+class Server:
+    """See the module doc.  `bundles`: {name: path} or [path, ...] (named after each
+    bundle's model); `cores`: core ids (default: every core this process may use);
+    `policy`: model-fcfs | model-edf | layer | block | block-adaptive; `qos_ms`:
+    {name: target ms} (default DEFAULT_QOS_FACTOR x the isolated latency on all cores,
+    measured at start); `lanes`: concurrent requests per model."""
+
+    def __init__(self, bundles, cores=None, policy: str = "block-adaptive", qos_ms=None, *,
+                 lanes: int = 1, max_queue: int = DEFAULT_MAX_QUEUE, qos_factor: float = DEFAULT_QOS_FACTOR,
+                 start_timeout: float = START_TIMEOUT_S):
+        self.policy = make_policy(policy)
+        allowed = sorted(os.sched_getaffinity(0))
+        self.cores = sorted(int(c) for c in (cores if cores is not None else allowed))
+        if not self.cores or any(c not in allowed for c in self.cores):
+            raise BadInput(f"cores {self.cores}: this process may use {allowed}")
+        if lanes < 1 or max_queue < 1:
+            raise BadInput("lanes and max_queue must be at least 1")
+        self.allocator = CoreAllocator(self.cores)
+        self.models: dict[str, Model] = {}
+        self._events: queue.Queue = queue.Queue()
+        self._ids = itertools.count()
+        self._closed = False
+        self._lock = threading.Lock()
+        self.started = time.monotonic()
+        try:
+            for name, path in self._named(bundles).items():
+                self.models[name] = Model(name, path, lanes, max_queue)
+            for model in self.models.values():
+                self._start_tenant(model)
+            for model in self.models.values():
+                self._wait_ready(model, start_timeout)
+            for model in self.models.values():  # one at a time: isolated means alone
+                self._measure_isolated(model, start_timeout)
+                target = (qos_ms or {}).get(model.name)
+                model.qos_ms = float(target) if target else qos_factor * model.isolated_ms
+            unknown = set(qos_ms or {}) - set(self.models)
+            if unknown:
+                raise BadInput(f"qos_ms: no model named {', '.join(sorted(unknown))} (models: {', '.join(self.models)})")
+        except BaseException:
+            self._shutdown()
+            raise
+        self._scheduler = threading.Thread(target=self._schedule, name="mtcc-scheduler", daemon=True)
+        self._scheduler.start()
+        atexit.register(self.close)
+        self._previous_sigterm = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.getsignal(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    # -- set-up -------------------------------------------------------------------------
+    @staticmethod
+    def _named(bundles) -> dict[str, Path]:
+        if isinstance(bundles, (str, os.PathLike)):
+            bundles = [bundles]
+        if isinstance(bundles, dict):
+            named = {str(k): Path(v) for k, v in bundles.items()}
+        else:
+            named = {}
+            for path in map(Path, bundles):
+                name = ModelProfile.from_bundle(path).name
+                if name in named:
+                    raise BadInput(f"{path}: two bundles of model {name!r}; name them with a dict")
+                named[name] = path
+        if not named:
+            raise BadInput("no bundles to serve")
+        for name, path in named.items():
+            if not path.is_file():
+                raise BadInput(f"{path}: no such bundle (model {name!r})")
+        return named
+
+    def _start_tenant(self, model: Model) -> None:
+        """A tenant process for `model`: `python -c` with a socket as its pipe, not
+        multiprocessing's spawn, which would re-import the user's main script."""
+        import json
+        import socket
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+
+        from ..lifeline import pdeathsig_usable
+
+        ours, theirs = socket.socketpair()
+        spec = {"bundle": str(model.path), "lanes": [lane.memory.name for lane in model.lanes],
+                "cores": self.cores, "parent": os.getpid(), "pdeathsig": pdeathsig_usable(),
+                "fd": theirs.fileno()}
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "TVM_NUM_THREADS": str(len(self.cores)),  # the pool size every lane starts with
+               "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MTCC_TENANT": json.dumps(spec),
+               "PYTHONPATH": root + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
+        cores = set(self.cores)
+        process = subprocess.Popen([sys.executable, "-c", "from mtcc.runtime.tenant import main; main()"],
+                                   pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
+                                   preexec_fn=lambda: os.sched_setaffinity(0, cores))
+        theirs.close()
+        conn = Connection(ours.detach())
+        model.process, model.conn = process, conn
+        model.ready.clear()
+        model.failure = None
+        threading.Thread(target=self._read_tenant, args=(model, conn, process), daemon=True,
+                         name=f"mtcc-reader-{model.name}").start()
+
+    def _read_tenant(self, model: Model, conn, process) -> None:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                try:
+                    process.wait(5)
+                except Exception:  # noqa: BLE001 - still running: reported as such
+                    pass
+                if not model.ready.is_set():  # died while starting: the constructor reports it
+                    model.failure = f"the tenant process exited with code {process.returncode} while starting"
+                    model.ready.set()
+                    return
+                self._events.put(("died", model.name, process))
+                return
+            if msg.get("op") == "ready":
+                model.ready.set()
+                self._events.put(("ready", model.name))  # a restarted tenant: dispatch its queue
+            elif msg.get("op") == "timed":
+                model.timed.put(msg)
+            elif msg.get("op") == "failed":
+                model.failure = msg.get("error", "failed")
+                model.ready.set()
+            else:
+                self._events.put(("reply", model.name, msg))
+
+    def _wait_ready(self, model: Model, timeout: float) -> None:
+        if not model.ready.wait(timeout):
+            raise TenantFailed(f"{model.path}: tenant of {model.name} not ready after {timeout:.0f} s")
+        if model.failure:
+            raise TenantFailed(f"{model.path}: tenant of {model.name} failed to start ({model.failure})")
+
+    def _measure_isolated(self, model: Model, timeout: float, repeat: int = 5) -> None:
+        """The model alone on all the server's cores (median of `repeat`): the default
+        target's base, and `scale`, how this machine's times relate to the bundle's
+        tables (they may have been measured on another CPU)."""
+        model.conn.send({"op": "time", "lane": 0, "request": None, "cores": self.cores, "repeat": repeat})
+        try:
+            msg = model.timed.get(timeout=timeout)
+        except queue.Empty:
+            raise TenantFailed(f"{model.path}: tenant of {model.name} did not time the model in {timeout:.0f} s") from None
+        by_cores = {int(n): statistics.median(v) for n, v in msg["ms"].items()}
+        model.isolated_by_cores = {n: round(v, 3) for n, v in sorted(by_cores.items())}
+        model.isolated_ms = by_cores[len(self.cores)]
+        predicted_ms = model.profile.model_us(len(self.cores)) / 1e3
+        model.scale = model.isolated_ms / predicted_ms if predicted_ms else 1.0
+
+    # -- the API --------------------------------------------------------------------------
+    def submit(self, model: str, inputs: dict) -> Future:
+        """Queue one inference; the future resolves to {output name: ndarray}.  Refused at
+        once (BadInput) on an unknown model or a missing, extra or mis-shaped input, and
+        (QueueFull) when the model's queue is at its bound."""
+        if self._closed:
+            raise MtccError("the server is closed")
+        m = self.models.get(model)
+        if m is None:
+            raise BadInput(f"submit: no model {model!r} (models: {', '.join(self.models)})")
+        arrays = check_feeds(m.profile.inputs, inputs, f"submit {m.name}")
+        now = time.monotonic()
+        request = Request(next(self._ids), model, Pending(model, now, now + m.qos_ms / 1e3, 0, m.profile, m.scale),
+                          Future(), arrays=arrays)
+        with self._lock:
+            if len(m.queue) >= m.max_queue:
+                raise QueueFull(f"submit: the queue of {model!r} is full ({m.max_queue} requests waiting); "
+                                "retry later or raise max_queue")
+            m.queue.append(request)
+        self._events.put(("submit", model, request))
+        return request.future
+
+    def stats(self) -> dict:
+        """Per model: requests, failed, p50/p99/mean ms, share within QoS, conflict rate,
+        block-boundary cost; and the core-grant timeline."""
+        out = {"policy": self.policy.name, "cores": self.cores, "models": {}}
+        for m in self.models.values():
+            lat = sorted(m.latencies_ms)
+            out["models"][m.name] = {
+                "requests": len(lat), "failed": m.failed, "qos_ms": round(m.qos_ms, 3),
+                "isolated_ms": round(m.isolated_ms, 3) if m.isolated_ms else None,
+                "isolated_ms_by_cores": m.isolated_by_cores,
+                "p50_ms": round(statistics.median(lat), 3) if lat else None,
+                "p99_ms": round(float(np.percentile(lat, 99)), 3) if lat else None,
+                "mean_ms": round(statistics.fmean(lat), 3) if lat else None,
+                "within_qos": round(m.within / len(lat), 4) if lat else None,
+                "units": m.units, "conflict_rate": round(m.conflicts / m.units, 4) if m.units else 0.0,
+                "boundary_us_median": round(statistics.median(m.boundary_us), 2) if m.boundary_us else None,
+                "grant_us_median": round(statistics.median(m.grant_us), 2) if m.grant_us else None,
+                "round_trip_us_median": round(statistics.median(m.round_trip_us), 1) if m.round_trip_us else None,
+                "boundaries": len(m.boundary_us),
+                "block_us_median": round(statistics.median(m.block_us), 1) if m.block_us else None,
+                "restarts": m.restarts,
+                "levels": dict(collections.Counter(seg[3] for seg in m.segments)),
+                "blocks_with_switched_variants": sum(1 for seg in m.segments if seg[4]),
+            }
+        out["timeline"] = [(round(t - self.started, 6), what, str(holder), list(cores))
+                           for t, what, holder, cores in self.allocator.timeline]
+        return out
+
+    def close(self) -> None:
+        """Stop the scheduler and every tenant, fail what is unfinished, free the shared
+        memory.  Safe to call twice; also runs at exit, on SIGTERM and leaving `with`."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._events.put(("stop",))
+        scheduler = getattr(self, "_scheduler", None)
+        if scheduler is not None and scheduler is not threading.current_thread():
+            scheduler.join(10)
+        self._shutdown()
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        atexit.unregister(self.close)
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _on_sigterm(self, signum, frame) -> None:
+        self.close()
+        raise SystemExit(128 + signum)
+
+    def _shutdown(self) -> None:
+        for m in self.models.values():
+            if m.conn is not None:
+                try:
+                    m.conn.send({"op": "stop"})
+                except (OSError, ValueError):
+                    pass
+        deadline = time.monotonic() + 5
+        for m in self.models.values():
+            if m.process is not None:
+                try:
+                    m.process.wait(max(0.1, deadline - time.monotonic()))
+                except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: not gone in time
+                    m.process.kill()
+                    m.process.wait(5)
+            for r in [*m.queue, *[lane.request for lane in m.lanes if lane.request]]:
+                if not r.future.done():
+                    r.future.set_exception(MtccError(f"{m.name}: the server closed before the request finished"))
+            m.queue.clear()
+            for lane in m.lanes:
+                lane.memory.close()
+            if m.conn is not None:
+                m.conn.close()
+
+    # -- the scheduler ------------------------------------------------------------------
+    def _schedule(self) -> None:
+        while True:
+            event = self._events.get()
+            if event[0] == "stop":
+                return
+            try:
+                self._handle(event)
+                while True:  # take everything already posted before deciding
+                    try:
+                        event = self._events.get_nowait()
+                    except queue.Empty:
+                        break
+                    if event[0] == "stop":
+                        return
+                    self._handle(event)
+                self._dispatch()
+            except Exception as e:  # noqa: BLE001 - a scheduler bug must not hang every future
+                for m in self.models.values():
+                    for r in [*m.queue, *[lane.request for lane in m.lanes if lane.request]]:
+                        if not r.future.done():
+                            r.future.set_exception(e)
+
+    def _handle(self, event) -> None:
+        kind, name = event[0], event[1]
+        m = self.models[name]
+        if kind == "reply":
+            self._on_reply(m, event[2])
+        elif kind == "died":
+            self._on_death(m, event[2])
+
+    def _on_reply(self, m: Model, msg: dict) -> None:
+        lane = m.lanes[msg["lane"]]
+        r = lane.request
+        if r is None or r.id != msg["request"]:
+            return
+        self.allocator.release(("lane", m.name, msg["lane"]))
+        r.running = False
+        if msg["op"] == "error":
+            lane.request = None
+            m.failed += 1
+            r.future.set_exception(MtccError(f"{m.name}: inference failed in the tenant ({msg['error']})"))
+            return
+        r.pending.reached = msg["reached"]
+        m.round_trip_us.append(((msg["t_start"] - r.sent) + (time.monotonic() - msg["t_end"])) * 1e6)
+        r.segments.extend(msg["segments"])
+        m.boundary_us.extend(msg["boundary_us"])
+        m.grant_us.append(msg["grant_us"])
+        m.block_us.extend(s[2] for s in msg["segments"])
+        m.segments.extend(msg["segments"])
+        if msg["finished"]:
+            latency_ms = (msg["t_end"] - r.pending.arrival) * 1e3
+            outputs = {name: np.array(view) for name, view in lane.memory.outputs.items()}
+            lane.request = None
+            m.latencies_ms.append(latency_ms)
+            m.within += latency_ms <= m.qos_ms
+            r.future.latency_ms = latency_ms  # submit -> last block done, for load generators
+            r.future.set_result(outputs)
+
+    def _on_death(self, m: Model, process) -> None:
+        if self._closed or process is not m.process:
+            return
+        code = process.returncode
+        how = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0
+               else f"exited with code {code}")
+        for k, lane in enumerate(m.lanes):
+            self.allocator.release(("lane", m.name, k))
+            if lane.request is not None:
+                m.failed += 1
+                lane.request.future.set_exception(
+                    TenantFailed(f"{m.name}: tenant process {process.pid} {how} while serving the request"))
+                lane.request = None
+        m.restarts += 1
+        self._start_tenant(m)  # from its verified bundle; queued requests wait until it is ready
+
+    def _runnable(self):
+        """(request, lane index) of every request that could run now."""
+        for m in self.models.values():
+            if not m.ready.is_set() or m.failure:
+                continue
+            for k, lane in enumerate(m.lanes):
+                if lane.request is not None and not lane.request.running:
+                    yield lane.request, k
+            free_lanes = [k for k, lane in enumerate(m.lanes) if lane.request is None]
+            for r, k in zip(list(m.queue), free_lanes):
+                yield r, k
+
+    def _dispatch(self) -> None:
+        now = time.monotonic()
+        total = len(self.cores)
+        waiting = sorted(self._runnable(), key=lambda rk: self.policy.priority(rk[0].pending))
+        blocked = []
+        for r, k in waiting:
+            m = self.models[r.model]
+            want, end = self.policy.unit(r.pending, now, total)
+            free = len(self.allocator.free)
+            n = min(want, free)
+            if n < 1 or (n < want and self.policy.waits_for_planned):
+                blocked.append(r)
+                if not self.policy.preemptive:
+                    break  # in order: the head waits, and so does everyone behind it
+                continue
+            holder = ("lane", m.name, k)
+            cores = self.allocator.grant(holder, n)
+            if r.lane is None:  # bind to a lane: inputs into its arena
+                with self._lock:
+                    m.queue.remove(r)
+                lane = m.lanes[k]
+                for i, a in zip(m.profile.inputs, r.arrays):
+                    lane.memory.inputs[i["name"]][...] = a
+                lane.request, r.lane, r.started, r.arrays = r, k, now, None
+            lane = m.lanes[r.lane]
+            lane.memory.control[shm.YIELD] = 0
+            r.running, r.yield_asked = True, False
+            r.units += 1
+            m.units += 1
+            if n < want:
+                r.conflicts += 1
+                m.conflicts += 1
+            stops = [s for s in self.policy.stops(r.pending) if r.pending.reached < s < end]
+            r.sent = time.monotonic()
+            m.conn.send({"op": "run", "lane": r.lane, "request": r.id, "start": r.pending.reached, "end": end,
+                         "stops": stops, "cores": cores, "selector": self.policy.selector})
+        self._update_neighbours()
+        if blocked and self.policy.preemptive:
+            self._ask_to_yield(min(self.policy.priority(r.pending) for r in blocked))
+
+    def _running(self):
+        for m in self.models.values():
+            for lane in m.lanes:
+                if lane.request is not None and lane.request.running:
+                    yield m, lane
+
+    def _ask_to_yield(self, best_waiting: tuple) -> None:
+        """Running units of lower priority than the best waiting one stop at their next
+        stop point (the tenant reads the word there: no round trip)."""
+        for m, lane in self._running():
+            r = lane.request
+            if not r.yield_asked and self.policy.priority(r.pending) > best_waiting:
+                lane.memory.control[shm.YIELD] = 1
+                r.yield_asked = True
+
+    def _update_neighbours(self) -> None:
+        """Each running lane learns the expected slowdown from what the others run now."""
+        running = list(self._running())
+        for m, lane in running:
+            product, others = 1.0, 0
+            for m2, lane2 in running:
+                if lane2 is lane:
+                    continue
+                others += 1
+                r2 = lane2.request
+                block = next((b.index for b in m2.profile.blocks if b.start <= r2.pending.reached < b.end), 0)
+                product *= m2.profile.block_footprint(block)
+            lane.memory.control[shm.NEIGHBOUR_MILLI] = int(product * 1000)
+            lane.memory.control[shm.NEIGHBOURS] = others

@@ -1,0 +1,221 @@
+"""A schedules folder's tuning database: MetaSchedule's own JSON files, read two ways.
+
+    schedules/<model>/<target>/
+        database_workload.json       one workload (task IR) per line   (MetaSchedule's)
+        database_tuning_record.json  one measured candidate per line   (MetaSchedule's)
+        tune.json                    how the folder was made (mtcc)
+
+- `open_for_tuning(dir)`: MetaSchedule's JSONDatabase over the folder itself, after
+  repairing a crash's damage in place (a torn last line, duplicates).  Only tuning
+  writes into a schedules folder.
+- `open_readonly(dir)`: the same database over a repaired *copy*, for compiling and
+  packing: reading a folder never rewrites committed files.
+- `DatabaseLines(dir)`: the raw lines, so that a record is named by its line numbers
+  (workload index, record index), stable while MetaSchedule only appends.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import BadInput
+from ..files import read_json_lines, short_sha
+
+WORKLOADS = "database_workload.json"
+RECORDS = "database_tuning_record.json"
+META = "tune.json"
+FILES = (WORKLOADS, RECORDS, META)
+FAILED_SECS = 1e9  # MetaSchedule stores failed candidates with run_secs 1e10
+
+
+def mean_secs(run_secs) -> float:
+    """Mean of a record's run times; inf for none (a failed or unmeasured candidate)."""
+    values = [float(s) for s in (run_secs if run_secs is not None else [])]
+    return sum(values) / len(values) if values else float("inf")
+
+
+def check_folder(path: Path) -> Path:
+    path = Path(path)
+    if not (path / WORKLOADS).is_file() or not (path / RECORDS).is_file():
+        raise BadInput(f"{path}: not a schedules folder (needs {WORKLOADS} and {RECORDS})")
+    return path
+
+
+def read_meta(schedules) -> dict:
+    meta = Path(schedules) / META
+    return json.loads(meta.read_text()) if meta.exists() else {}
+
+
+def layout_of(schedules) -> str:
+    from ..frontend.layout import DEFAULT_LAYOUT
+
+    return read_meta(schedules).get("layout", DEFAULT_LAYOUT)
+
+
+def measure_threads(meta: dict) -> int | None:
+    """Threads the database's candidates were timed on (the latest run that says)."""
+    return next((r.get("measure_threads") for r in reversed(meta.get("runs", []))
+                 if r.get("measure_threads")), None)
+
+
+# ------------------------------------------------------------------ repair
+def _clean_lines(path: Path) -> tuple[int, int]:
+    """Cut a torn trailing line and drop exact duplicates, in place (atomic rename).
+    Returns (lines kept, lines dropped)."""
+    if not path.exists():
+        return 0, 0
+    raw = path.read_bytes()
+    kept, seen, dropped = [], set(), 0
+    for line in raw.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except ValueError:
+            dropped += 1  # torn write: only the last line can be, but be safe
+            continue
+        if line in seen:
+            dropped += 1
+            continue
+        seen.add(line)
+        kept.append(line)
+    clean = b"".join(line + b"\n" for line in kept)
+    if clean != raw:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(clean)
+        os.replace(tmp, path)
+    return len(kept), dropped
+
+
+def repair(out: Path) -> int:
+    """Make the database loadable after a crash; returns how many lines were dropped."""
+    return _clean_lines(Path(out) / WORKLOADS)[1] + _clean_lines(Path(out) / RECORDS)[1]
+
+
+# ------------------------------------------------------------------ MetaSchedule's view
+def open_for_tuning(out: Path):
+    """MetaSchedule's JSONDatabase over `out` itself (created if new, repaired if a
+    crash damaged it): the one place mtcc writes into a schedules folder."""
+    import tvm.s_tir.meta_schedule as ms
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    repair(out)
+    return ms.database.JSONDatabase(work_dir=str(out), module_equality="structural")
+
+
+def copy_folder(schedules: Path, dest: Path) -> Path:
+    """The database files of `schedules` copied byte for byte into `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        if (schedules / name).is_file():
+            shutil.copyfile(schedules / name, dest / name)
+    return dest
+
+
+def open_readonly(schedules) -> object:
+    """MetaSchedule's JSONDatabase of a schedules folder, for compiling: it reads a
+    repaired copy (JSONDatabase loads every line when it is made), so the folder --
+    committed, read-only in CI, or still being appended to by a tune -- is never written."""
+    import tvm.s_tir.meta_schedule as ms
+
+    schedules = check_folder(Path(schedules))
+    with tempfile.TemporaryDirectory(prefix="mtcc-db-") as tmp:
+        copy = copy_folder(schedules, Path(tmp))
+        repair(copy)
+        return ms.database.JSONDatabase(work_dir=str(copy), module_equality="structural")
+
+
+# ------------------------------------------------------------------ the raw lines
+class DatabaseLines:
+    """The workload and record lines of a schedules folder, indexed by line number, as
+    variants.json refers to them ({"workload": i, "record": j, "sha256": ...})."""
+
+    def __init__(self, schedules_dir):
+        self.dir = check_folder(Path(schedules_dir))
+        self.workloads = read_json_lines(self.dir / WORKLOADS)
+        self.records = read_json_lines(self.dir / RECORDS)
+        self.meta = read_meta(self.dir)
+
+    def workload_hash(self, index: int) -> str | None:
+        line = self.workloads[index] if 0 <= index < len(self.workloads) else None
+        return str(line[0]) if line else None
+
+    def workload_index(self) -> dict[str, int]:
+        """Structural hash (as MetaSchedule stores it) -> workload line."""
+        return {self.workload_hash(i): i for i in range(len(self.workloads)) if self.workloads[i] is not None}
+
+    def records_of(self, workload: int) -> list[int]:
+        return [i for i, r in enumerate(self.records) if r is not None and r[0] == workload]
+
+    def record_secs(self, index: int) -> float:
+        return mean_secs(self.records[index][1][1])
+
+    def record_sha(self, index: int) -> str:
+        return short_sha(self.records[index][1][0])
+
+    def record_target(self) -> dict | None:
+        for rec in self.records:
+            if rec is not None:
+                return rec[1][2]
+        return None
+
+    def candidates(self, workload: int, top_k: int) -> tuple[list[int], int, int]:
+        """(record indices of the top_k fastest distinct valid records, fastest first;
+        how many valid records; how many distinct valid ones)."""
+        valid = [i for i in self.records_of(workload) if self.record_secs(i) < FAILED_SECS]
+        valid.sort(key=lambda i: (self.record_secs(i), i))
+        seen, distinct = set(), []
+        for i in valid:
+            sha = self.record_sha(i)
+            if sha not in seen:
+                seen.add(sha)
+                distinct.append(i)
+        return distinct[:top_k], len(valid), len(distinct)
+
+    def trace_ref(self, index: int) -> dict:
+        """How variants.json and a bundle's selector name a record."""
+        return {"database": RECORDS, "workload": int(self.records[index][0]), "record": int(index),
+                "sha256": self.record_sha(index)}
+
+    def resolve(self, ref: dict) -> int:
+        """Record index of a trace reference {"workload", "record", "sha256"}; checks the
+        trace's hash and, when the line moved (a repaired file), finds it by hash."""
+        index = int(ref["record"])
+        sha = ref.get("sha256")
+        if 0 <= index < len(self.records) and self.records[index] is not None and (
+                sha is None or self.record_sha(index) == sha):
+            return index
+        for i, rec in enumerate(self.records):
+            if rec is not None and rec[0] == ref.get("workload") and self.record_sha(i) == sha:
+                return i
+        raise BadInput(f"{self.dir / RECORDS}: no record matches variant reference {ref}")
+
+    def job(self, index: int) -> dict:
+        """What a worker needs to rebuild a record: the workload line and the record."""
+        rec = self.records[index]
+        return {"workload": self.workloads[rec[0]], "record": rec[1]}
+
+    def target(self):
+        """The TVM target the folder was tuned for: tune.json's, else the records',
+        else the portable default."""
+        from ..target import PORTABLE_MCPU, make_target, parse_target
+
+        if self.meta.get("target"):
+            return parse_target(self.meta["target"])
+        if self.record_target():
+            import tvm
+
+            return tvm.target.Target(self.record_target())
+        return make_target(PORTABLE_MCPU)
+
+    def task_workloads(self, extracted) -> dict[str, int | None]:
+        """Task name -> workload line, for MetaSchedule's extracted tasks of a model
+        (matched by the structural hash MetaSchedule stores with each workload)."""
+        import tvm_ffi
+
+        index = self.workload_index()
+        return {ext.task_name: index.get(str(tvm_ffi.structural_hash(ext.dispatched[0]))) for ext in extracted}

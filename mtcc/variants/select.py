@@ -1,0 +1,146 @@
+"""The Pareto filter: from characterization.json to variants.json (see mtcc.variants)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import BadInput
+from ..files import atomic_write_json, read_json
+from ..tune.database import RECORDS
+from ..cells import LEVEL_ORDER, cell_key, cell_order
+from .store import CHARACTERIZATION, load_characterization
+
+VARIANTS_FORMAT = "mtcc-variants/1"
+VARIANTS = "variants.json"
+
+
+def objective_cells(characterization: dict) -> dict:
+    """Which cells the objectives read (see the module doc): {"alone", "pressure",
+    "alone_max_cores" (or None), "pressure_level", "pressure_cores"}."""
+    counts = sorted(characterization["core_counts"])
+    levels = [lv for lv in LEVEL_ORDER if lv in characterization["levels"]]
+    machine_cores = len(characterization.get("machine", {}).get("cores") or [counts[-1]])
+    top = levels[-1] if levels else "none"
+    if top == "none":
+        p = counts[-1]
+    else:
+        measurable = [n for n in counts if n < machine_cores]
+        p = measurable[-1] if measurable else counts[-1]
+        if not measurable:
+            top = "none"
+    return {"alone": cell_key(p, "none"), "pressure": cell_key(p, top),
+            "alone_max_cores": cell_key(counts[-1], "none") if counts[-1] != p else None,
+            "pressure_level": top, "pressure_cores": p}
+
+
+def latency_table(cand: dict) -> dict[str, float]:
+    return {k: v["us"] for k, v in cand.get("cells", {}).items() if isinstance(v, dict) and "us" in v}
+
+
+def footprint_objective(ratio) -> float:
+    """A neighbour cannot make the probe faster: ratios below 1 are noise and read as 1.
+    Two decimals: differences under 1 % are within any machine's noise and must not
+    keep a variant on their own.  Unmeasured (one core) reads as 1."""
+    return 1.0 if ratio is None else round(max(1.0, float(ratio)), 2)
+
+
+def target_cores_of(target: str) -> int:
+    import re
+
+    found = re.search(r"num-cores[=\"': ]+(\d+)", str(target))
+    return int(found.group(1)) if found else 1
+
+
+def select_variants(characterization, max_variants: int = 5, *, out=None, write: bool = True) -> dict:
+    """The Pareto set of every task (see the module doc), as variants.json's dict;
+    written to `out` (a folder or file; default: beside the characterization file when
+    one was given) when `write`."""
+    from .pareto import best_alone_differs_under_pressure, pareto_front
+
+    char = load_characterization(characterization)
+    if out is None and not isinstance(characterization, dict):
+        path = Path(characterization)
+        out = path if path.is_dir() else path.parent
+    if write and out is None:
+        raise BadInput("select_variants: give `out` (the schedules folder) for a characterization dict")
+    cells = objective_cells(char)
+    objectives = ["latency_alone", "latency_pressure", "footprint"]
+    if cells["alone_max_cores"]:
+        objectives.append("latency_alone_max_cores")
+    tasks_out = []
+    for task in char["tasks"]:
+        rows = []
+        for cand in task["candidates"]:
+            table = latency_table(cand)
+            fp = cand.get("footprint") or {}
+            row = {"id": cand["id"], "cand": cand, "table": table,
+                   "latency_alone": table.get(cells["alone"]),
+                   "latency_pressure": table.get(cells["pressure"]),
+                   "footprint": footprint_objective(fp.get("ratio")),
+                   "latency_alone_max_cores": table.get(cells["alone_max_cores"]) if cells["alone_max_cores"] else None}
+            if all(row[o] is not None for o in objectives):
+                rows.append(row)
+        entry = {"name": task["name"], "count": task.get("count", 1)}
+        if rows and not task.get("skipped"):
+            front = pareto_front(rows, max_variants, objectives)
+            differs = best_alone_differs_under_pressure(front, objectives)
+            entry.update(measured=True, candidates_measured=len(rows))
+        else:
+            # Too short to matter, not tuned, or nothing measured: the tuner's best, as is.
+            front = [{"id": c["id"], "cand": c, "table": latency_table(c),
+                      "footprint": footprint_objective((c.get("footprint") or {}).get("ratio"))}
+                     for c in task["candidates"][:1]]
+            differs = False
+            entry.update(measured=False, candidates_measured=len(rows),
+                         reason=task.get("skipped") or "no candidate has every objective measured")
+        variants = []
+        source = "characterization"
+        for row in front:
+            cand = row["cand"]
+            latency = dict(sorted(row["table"].items(), key=lambda kv: cell_order(kv[0])))
+            if not latency and cand.get("tuned_us") is not None:
+                # A task too short to characterize: the tuner's own measurement, made with
+                # the target's thread count on a quiet core set (labelled latency_source).
+                latency = {cell_key(target_cores_of(char["target"]), "none"): cand["tuned_us"]}
+                source = "tuning"
+            variants.append({
+                "id": cand["id"],
+                "trace": {"database": RECORDS, "workload": task["workload"], "record": cand["record"],
+                          "sha256": cand["sha256"]},
+                "latency_us": latency,
+                "footprint": row.get("footprint", 1.0),
+                "footprint_measured": (cand.get("footprint") or {}).get("ratio"),
+                "tuned_us": cand.get("tuned_us"),
+            })
+        entry["variants"] = variants
+        entry["best_alone_differs_under_pressure"] = bool(differs)
+        if not entry["measured"] and variants:
+            entry["latency_source"] = source
+        tasks_out.append(entry)
+    result = {
+        "format": VARIANTS_FORMAT,
+        "model": char["model"], "target": char["target"],
+        "objectives": {"names": objectives, "cells": cells,
+                       "rule": "non-dominated over the objectives, at most max_variants, "
+                               "best on every objective always kept (mtcc.variants.pareto.pareto_front)"},
+        "max_variants": max_variants,
+        "core_counts": char["core_counts"], "levels": char["levels"],
+        "calibration": {k: char["calibration"].get(k) for k in ("source", "fingerprint", "usable", "verdict")},
+        "characterization": CHARACTERIZATION,
+        "tasks": tasks_out,
+    }
+    if write:
+        dest = Path(out)
+        if dest.is_dir():
+            dest = dest / VARIANTS
+        atomic_write_json(dest, result)
+    return result
+
+
+def load_variants(schedules_dir) -> dict:
+    path = Path(schedules_dir)
+    path = path / VARIANTS if path.is_dir() else path
+    data = read_json(path, "variants file", "run `mtcc tune MODEL --out DIR --stage characterize` first")
+    if not isinstance(data, dict) or "tasks" not in data:
+        raise BadInput(f"{path}: not an mtcc variants file")
+    return data
+

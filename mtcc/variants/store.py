@@ -1,0 +1,68 @@
+"""characterization.json: load, carry over what an earlier run measured, save atomically.
+
+A run writes the file after every candidate (temp file + os.replace), so a crash
+loses at most one candidate's cells; a rerun measures only the missing cells."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import BadInput
+from ..files import read_json
+from ..progress import Progress, say
+from ..cells import parse_cell
+
+FORMAT = "mtcc-characterization/1"
+CHARACTERIZATION = "characterization.json"
+
+def load_previous(out: Path, progress: Progress) -> dict | None:
+    if not out.exists():
+        return None
+    try:
+        data = json.loads(out.read_text())
+    except (OSError, ValueError):
+        say(progress, f"{out}: unreadable, starting over")
+        return None
+    if data.get("format") != FORMAT:
+        say(progress, f"{out}: not a characterization ({data.get('format')}), starting over")
+        return None
+    return data
+
+
+def merge_previous(tasks: list[dict], previous: dict | None, fingerprint: str,
+                    progress: Progress) -> None:
+    """Carry over measured cells of candidates that are still the same record."""
+    if not previous:
+        return
+    same_levels = previous.get("calibration", {}).get("fingerprint") == fingerprint
+    if not same_levels:
+        say(progress, "the calibration's levels changed since the last run: pressure cells are measured again")
+    old = {t["name"]: t for t in previous.get("tasks", [])}
+    for task in tasks:
+        before = old.get(task["name"])
+        if not before:
+            continue
+        by_record = {(c["record"], c["sha256"]): c for c in before.get("candidates", [])}
+        for cand in task["candidates"]:
+            prev = by_record.get((cand["record"], cand["sha256"]))
+            if not prev:
+                continue
+            for key, cell in prev.get("cells", {}).items():
+                if same_levels or parse_cell(key)[1] == "none":
+                    cand["cells"][key] = cell
+            for field in ("footprint", "build_s"):  # not "error": a rerun tries a failed build again
+                if prev.get(field) is not None:
+                    cand[field] = prev[field]
+
+
+def load_characterization(characterization) -> dict:
+    if isinstance(characterization, dict):
+        return characterization
+    path = Path(characterization)
+    if path.is_dir():
+        path = path / CHARACTERIZATION
+    data = read_json(path, "characterization", "run `mtcc tune MODEL --out DIR --stage characterize` first")
+    if data.get("format") != FORMAT:
+        raise BadInput(f"{path}: not an mtcc characterization (expected format {FORMAT})")
+    return data
+
