@@ -54,9 +54,8 @@ def compile(model, schedules=None, target=None, input_shapes=None, layout=None):
 
     model_info, mod = frontend.import_model(model, input_shapes)
     database = schedules_db.open_readonly(schedules) if schedules is not None else None
-    if target is None:
-        meta = schedules_db.read_meta(schedules) if schedules is not None else {}
-        target = make_target(meta.get("mcpu", PORTABLE_MCPU))
+    if target is None:  # the folder's own target (one definition: DatabaseLines.target)
+        target = schedules_db.DatabaseLines(schedules).target() if schedules is not None else make_target(PORTABLE_MCPU)
     elif isinstance(target, str):
         target = parse_target(target)
     chosen_layout = layout or (schedules_db.layout_of(schedules) if schedules is not None else tasks.DEFAULT_LAYOUT)

@@ -78,10 +78,7 @@ def schedules(tmp_path_factory, models_dir) -> dict:
     with_variants = root / "schedules_variants"
     shutil.copytree(plain, with_variants)
     lines = DatabaseLines(plain)
-    index = {lines.workload_hash(i): i for i in range(len(lines.workloads))}
-    import tvm_ffi
-
-    wl = {ext.task_name: index[str(tvm_ffi.structural_hash(ext.dispatched[0]))] for ext in extracted}
+    wl = lines.task_workloads(extracted)
 
     def entry(task, records):
         return {"name": task, "best_alone_differs_under_pressure": True, "variants": [

@@ -13,28 +13,18 @@ worker starts in a fraction of a second: it imports numpy and nothing of mtcc
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import select
-import signal
 import sys
 import time
+from pathlib import Path
 
-PR_SET_PDEATHSIG = 1
+# Run as a script: make the package importable for its one stdlib-only helper
+# (importing mtcc itself pulls in nothing heavy; TVM is imported lazily).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from mtcc.lifeline import die_with_parent  # noqa: E402
 LINE = 64  # bytes in a cache line on every x86 CPU this project meets
-
-
-def _die_with_parent(parent_pid: int, use_pdeathsig: bool) -> None:
-    # PDEATHSIG fires when the parent *thread* exits, so the parent asks for it only
-    # when it started us from its main thread (whose end is the process's end).
-    if use_pdeathsig:
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(0)
 
 
 def _stop_requested(parent_pid: int) -> bool:
@@ -135,7 +125,7 @@ def run_probes(spec: dict) -> None:
 def main() -> None:
     spec = json.loads(sys.argv[1])
     os.sched_setaffinity(0, {int(spec["core"])})
-    _die_with_parent(spec["parent"], spec.get("pdeathsig", False))
+    die_with_parent(spec["parent"], spec.get("pdeathsig", False))
     if spec.get("nice"):
         try:  # negative values need root; then the machine's other work cannot crowd us out
             os.setpriority(os.PRIO_PROCESS, 0, int(spec["nice"]))

@@ -9,7 +9,7 @@ combines two estimates of the slowdown a tenant suffers and keeps the larger:
    which the server writes into the lane's control words;
 2. from the tenant's own blocks, online: observed / predicted time of each block,
    divided by the same ratio measured when the server started and the model ran
-   alone (the bundle's tables may come from another CPU), smoothed over recent
+   alone (the bundle's tables may come from another CPU): the median of the last few
    blocks.  A slowdown nobody's footprint explains -- the host time-sharing the two
    vCPUs (a busy neighbour then costs 2x while steal time reads 0), another program,
    a stressor -- shows up here as pressure instead of being ignored.
@@ -19,6 +19,9 @@ by its own tables* (cells "<c>c/<level>" over "<c>c/none") the estimate reaches,
 compute-bound block that no level slows much is never said to be under "high".
 """
 from __future__ import annotations
+
+import collections
+import statistics
 
 from ..cells import LEVEL_ORDER
 
@@ -49,35 +52,40 @@ class PressureProxy:
         return chosen
 
 
+DEAD_BAND = 1.10  # a shared VM's own block-to-block noise reaches ~5-10 %: never pressure
+
+
 def thresholds(predicted: dict[str, float]) -> list[tuple[str, float]]:
     """(level, the estimate that reaches it) for a block's predicted slowdowns: most of
-    the way to a level's slowdown counts; a level that would not slow the block by 2 %
-    is indistinguishable from none and left out."""
-    return [(name, 1.0 + 0.75 * (predicted[name] - 1.0)) for name in LEVEL_ORDER[1:]
+    the way to a level's slowdown counts, and never less than DEAD_BAND; a level that
+    would not slow the block by 2 % is indistinguishable from none and left out."""
+    return [(name, max(DEAD_BAND, 1.0 + 0.75 * (predicted[name] - 1.0))) for name in LEVEL_ORDER[1:]
             if predicted.get(name) and predicted[name] > 1.02]
 
 
 class FootprintProxy(PressureProxy):
+    """The estimate from the tenant's own blocks is the median of the last `window`
+    slowdowns: one block slowed by a burst of the host's other work does not switch
+    variants; a neighbour that stays does, within about half a window."""
+
     name = "footprint"
 
-    def __init__(self, weight: float = 0.3):
-        self.weight = weight
-        self.baseline: dict[int, float] = {}
+    def __init__(self, window: int = 5):
+        self.baseline: dict = {}
+        self.recent: collections.deque = collections.deque(maxlen=window)
         self.estimate = 1.0
-        self.observed = 0
 
-    def calibrate(self, block: int, ratio: float) -> None:
+    def calibrate(self, block, ratio: float) -> None:
         if ratio > 0:
             old = self.baseline.get(block)
             self.baseline[block] = ratio if old is None else min(old, ratio)
 
-    def observe(self, block: int, ratio: float) -> None:
+    def observe(self, block, ratio: float) -> None:
         base = self.baseline.get(block)
         if not base or ratio <= 0:
             return
-        s = ratio / base
-        self.estimate = s if self.observed == 0 else (1 - self.weight) * self.estimate + self.weight * s
-        self.observed += 1
+        self.recent.append(ratio / base)
+        self.estimate = statistics.median(self.recent)
 
     def slowdown(self, neighbour: float = 1.0) -> float:
         return max(float(neighbour), self.estimate)

@@ -86,7 +86,8 @@ class Model:
         self.lanes = [Lane(shm.LaneMemory(self.profile.inputs, self.profile.outputs)) for _ in range(lanes)]
         self.queue: collections.deque[Request] = collections.deque()
         self.process = None
-        self.conn = None
+        self.conn = None                 # control pipe (ready, failed, stop)
+        self.lane_conns: list = []       # one pipe per lane (units and their replies)
         self.ready = threading.Event()
         self.timed: queue.Queue = queue.Queue()
         self.failure: str | None = None
@@ -127,10 +128,12 @@ class Server:
             raise BadInput("lanes and max_queue must be at least 1")
         self.allocator = CoreAllocator(self.cores)
         self.models: dict[str, Model] = {}
-        self._events: queue.Queue = queue.Queue()
         self._ids = itertools.count()
         self._closed = False
-        self._lock = threading.Lock()
+        # One lock for every scheduling decision, taken by whichever thread brings an event
+        # (a submit, a tenant's reply, a death): no scheduler thread to hand off to.
+        self._lock = threading.RLock()
+        self._completions: list = []     # futures to complete once the lock is released
         self.started = time.monotonic()
         try:
             for name, path in self._named(bundles).items():
@@ -149,8 +152,6 @@ class Server:
         except BaseException:
             self._shutdown()
             raise
-        self._scheduler = threading.Thread(target=self._schedule, name="mtcc-scheduler", daemon=True)
-        self._scheduler.start()
         atexit.register(self.close)
         self._previous_sigterm = None
         if threading.current_thread() is threading.main_thread():
@@ -189,27 +190,33 @@ class Server:
 
         from ..lifeline import pdeathsig_usable
 
-        ours, theirs = socket.socketpair()
+        pairs = [socket.socketpair() for _ in range(1 + len(model.lanes))]  # control, then one per lane
+        theirs = [b for _, b in pairs]
         spec = {"bundle": str(model.path), "lanes": [lane.memory.name for lane in model.lanes],
                 "cores": self.cores, "parent": os.getpid(), "pdeathsig": pdeathsig_usable(),
-                "fd": theirs.fileno()}
+                "fd": theirs[0].fileno(), "lane_fds": [t.fileno() for t in theirs[1:]]}
         root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "TVM_NUM_THREADS": str(len(self.cores)),  # the pool size every lane starts with
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MTCC_TENANT": json.dumps(spec),
                "PYTHONPATH": root + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
         cores = set(self.cores)
         process = subprocess.Popen([sys.executable, "-c", "from mtcc.runtime.tenant import main; main()"],
-                                   pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
+                                   pass_fds=[t.fileno() for t in theirs], env=env, stdin=subprocess.DEVNULL,
                                    preexec_fn=lambda: os.sched_setaffinity(0, cores))
-        theirs.close()
-        conn = Connection(ours.detach())
-        model.process, model.conn = process, conn
+        for t in theirs:
+            t.close()
+        conns = [Connection(ours.detach()) for ours, _ in pairs]
+        model.process, model.conn, model.lane_conns = process, conns[0], conns[1:]
         model.ready.clear()
         model.failure = None
-        threading.Thread(target=self._read_tenant, args=(model, conn, process), daemon=True,
-                         name=f"mtcc-reader-{model.name}").start()
+        threading.Thread(target=self._read_control, args=(model, conns[0], process), daemon=True,
+                         name=f"mtcc-control-{model.name}").start()
+        for k, conn in enumerate(conns[1:]):
+            threading.Thread(target=self._read_lane, args=(model, conn), daemon=True,
+                             name=f"mtcc-lane-{model.name}-{k}").start()
 
-    def _read_tenant(self, model: Model, conn, process) -> None:
+    def _read_control(self, model: Model, conn, process) -> None:
+        """The tenant's control pipe: ready, failed, and its end (the process died)."""
         while True:
             try:
                 msg = conn.recv()
@@ -222,18 +229,26 @@ class Server:
                     model.failure = f"the tenant process exited with code {process.returncode} while starting"
                     model.ready.set()
                     return
-                self._events.put(("died", model.name, process))
+                self._step(("died", model.name, process))
                 return
             if msg.get("op") == "ready":
                 model.ready.set()
-                self._events.put(("ready", model.name))  # a restarted tenant: dispatch its queue
-            elif msg.get("op") == "timed":
-                model.timed.put(msg)
+                self._step(("ready", model.name))  # a restarted tenant: dispatch its queue
             elif msg.get("op") == "failed":
                 model.failure = msg.get("error", "failed")
                 model.ready.set()
+
+    def _read_lane(self, model: Model, conn) -> None:
+        """One lane's pipe: its replies, handled in this thread (no hand-off to another)."""
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                return
+            if msg.get("op") == "timed":
+                model.timed.put(msg)
             else:
-                self._events.put(("reply", model.name, msg))
+                self._step(("reply", model.name, msg))
 
     def _wait_ready(self, model: Model, timeout: float) -> None:
         if not model.ready.wait(timeout):
@@ -245,7 +260,7 @@ class Server:
         """The model alone on all the server's cores (median of `repeat`): the default
         target's base, and `scale`, how this machine's times relate to the bundle's
         tables (they may have been measured on another CPU)."""
-        model.conn.send({"op": "time", "lane": 0, "request": None, "cores": self.cores, "repeat": repeat})
+        model.lane_conns[0].send({"op": "time", "lane": 0, "request": None, "cores": self.cores, "repeat": repeat})
         try:
             msg = model.timed.get(timeout=timeout)
         except queue.Empty:
@@ -271,11 +286,13 @@ class Server:
         request = Request(next(self._ids), model, Pending(model, now, now + m.qos_ms / 1e3, 0, m.profile, m.scale),
                           Future(), arrays=arrays)
         with self._lock:
+            if self._closed:
+                raise MtccError("the server is closed")
             if len(m.queue) >= m.max_queue:
                 raise QueueFull(f"submit: the queue of {model!r} is full ({m.max_queue} requests waiting); "
                                 "retry later or raise max_queue")
             m.queue.append(request)
-        self._events.put(("submit", model, request))
+        self._step(("submit", model))
         return request.future
 
     def stats(self) -> dict:
@@ -313,10 +330,6 @@ class Server:
             if self._closed:
                 return
             self._closed = True
-        self._events.put(("stop",))
-        scheduler = getattr(self, "_scheduler", None)
-        if scheduler is not None and scheduler is not threading.current_thread():
-            scheduler.join(10)
         self._shutdown()
         if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._previous_sigterm)
@@ -353,35 +366,35 @@ class Server:
             m.queue.clear()
             for lane in m.lanes:
                 lane.memory.close()
-            if m.conn is not None:
-                m.conn.close()
+            for conn in [m.conn, *m.lane_conns]:
+                if conn is not None:
+                    conn.close()
 
     # -- the scheduler ------------------------------------------------------------------
-    def _schedule(self) -> None:
-        while True:
-            event = self._events.get()
-            if event[0] == "stop":
+    def _step(self, event) -> None:
+        """Take one event into account and dispatch what can run, under the lock; then
+        complete the futures it finished (their callbacks run without the lock held)."""
+        with self._lock:
+            if self._closed:
                 return
             try:
                 self._handle(event)
-                while True:  # take everything already posted before deciding
-                    try:
-                        event = self._events.get_nowait()
-                    except queue.Empty:
-                        break
-                    if event[0] == "stop":
-                        return
-                    self._handle(event)
                 self._dispatch()
             except Exception as e:  # noqa: BLE001 - a scheduler bug must not hang every future
                 for m in self.models.values():
                     for r in [*m.queue, *[lane.request for lane in m.lanes if lane.request]]:
-                        if not r.future.done():
-                            r.future.set_exception(e)
+                        self._completions.append((r.future, "error", e))
+            done, self._completions = self._completions, []
+        for future, kind, value in done:
+            if not future.done():
+                if kind == "error":
+                    future.set_exception(value)
+                else:
+                    future.set_result(value)
 
     def _handle(self, event) -> None:
         kind, name = event[0], event[1]
-        m = self.models[name]
+        m = self.models[name]  # "submit" and "ready" only ask for a dispatch
         if kind == "reply":
             self._on_reply(m, event[2])
         elif kind == "died":
@@ -397,7 +410,8 @@ class Server:
         if msg["op"] == "error":
             lane.request = None
             m.failed += 1
-            r.future.set_exception(MtccError(f"{m.name}: inference failed in the tenant ({msg['error']})"))
+            self._completions.append((r.future, "error",
+                                      MtccError(f"{m.name}: inference failed in the tenant ({msg['error']})")))
             return
         r.pending.reached = msg["reached"]
         m.round_trip_us.append(((msg["t_start"] - r.sent) + (time.monotonic() - msg["t_end"])) * 1e6)
@@ -413,7 +427,7 @@ class Server:
             m.latencies_ms.append(latency_ms)
             m.within += latency_ms <= m.qos_ms
             r.future.latency_ms = latency_ms  # submit -> last block done, for load generators
-            r.future.set_result(outputs)
+            self._completions.append((r.future, "result", outputs))
 
     def _on_death(self, m: Model, process) -> None:
         if self._closed or process is not m.process:
@@ -425,8 +439,8 @@ class Server:
             self.allocator.release(("lane", m.name, k))
             if lane.request is not None:
                 m.failed += 1
-                lane.request.future.set_exception(
-                    TenantFailed(f"{m.name}: tenant process {process.pid} {how} while serving the request"))
+                self._completions.append((lane.request.future, "error", TenantFailed(
+                    f"{m.name}: tenant process {process.pid} {how} while serving the request")))
                 lane.request = None
         m.restarts += 1
         self._start_tenant(m)  # from its verified bundle; queued requests wait until it is ready
@@ -477,7 +491,7 @@ class Server:
                 m.conflicts += 1
             stops = [s for s in self.policy.stops(r.pending) if r.pending.reached < s < end]
             r.sent = time.monotonic()
-            m.conn.send({"op": "run", "lane": r.lane, "request": r.id, "start": r.pending.reached, "end": end,
+            m.lane_conns[r.lane].send({"op": "run", "lane": r.lane, "request": r.id, "start": r.pending.reached, "end": end,
                          "stops": stops, "cores": cores, "selector": self.policy.selector})
         self._update_neighbours()
         if blocked and self.policy.preemptive:

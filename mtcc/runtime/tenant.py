@@ -11,13 +11,14 @@ reads its control words in shared memory (no round trip) and returns early only 
 the server set YIELD (someone waits for its cores).  Inputs and outputs sit in the
 lane's shared-memory arena.
 
-Messages (pipe, small dicts only): server -> tenant {"op": "run", ...} | {"op": "stop"};
-tenant -> server {"op": "ready"} | {"op": "done", ...} | {"op": "error", ...}.
+Pipes (small dicts only): a control pipe (tenant -> server {"op": "ready"} | {"op":
+"failed"}; server -> tenant {"op": "stop"}) and one pipe per lane, read by the lane
+thread itself (server -> lane {"op": "run" | "time", ...}; lane -> server {"op": "done" |
+"timed" | "error", ...}).
 """
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import time
 import traceback
@@ -28,11 +29,10 @@ from .selector import make_selector
 
 
 class Lane(threading.Thread):
-    def __init__(self, index: int, tenant: "Tenant", memory_name: str):
+    def __init__(self, index: int, tenant: "Tenant", memory_name: str, conn):
         super().__init__(name=f"lane-{index}", daemon=True)
-        self.index, self.tenant = index, tenant
+        self.index, self.tenant, self.conn = index, tenant, conn  # the lane's own pipe: no hand-off
         self.memory = shm.LaneMemory(tenant.profile.inputs, tenant.profile.outputs, name=memory_name)
-        self.units: queue.Queue = queue.Queue()
         self.ready = threading.Event()
         self.failed: str | None = None
         self._choices: dict = {}
@@ -90,17 +90,23 @@ class Lane(threading.Thread):
         except Exception as e:  # noqa: BLE001 - reported to the server, which refuses the model
             self.failed = f"{type(e).__name__}: {e}"
         self.ready.set()
+        if self.failed:
+            return
         while True:
-            unit = self.units.get()
-            if unit is None:
+            try:
+                unit = self.conn.recv()
+            except (EOFError, OSError):  # the server is gone
                 return
             try:
                 reply = self._time(unit) if unit["op"] == "time" else self._run_unit(unit)
             except Exception as e:  # noqa: BLE001 - one request's failure, not the tenant's
-                reply = {"op": "error", "lane": self.index, "request": unit["request"],
+                reply = {"op": "error", "lane": self.index, "request": unit.get("request"),
                          "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}",
                          "trace": traceback.format_exc(limit=3)}
-            self.tenant.send(reply)
+            try:
+                self.conn.send(reply)
+            except (OSError, EOFError):
+                return
 
     # -- one unit ----------------------------------------------------------------------------
     def _choice(self, block: int, cores: int, level: str, selector: str) -> tuple[dict, dict, float]:
@@ -175,7 +181,6 @@ class Tenant:
         from .executor import device_weights
 
         self.conn, self.spec = conn, spec
-        self._send_lock = threading.Lock()
         self.loaded = mtcc.load(spec["bundle"])
         self.profile = ModelProfile(self.loaded.manifest, self.loaded.plan.to_dict(), self.loaded.selector,
                                     spec["bundle"])
@@ -187,7 +192,10 @@ class Tenant:
                 self.block_of_call[c] = b.index
         self.block_ends = {b.end for b in self.profile.blocks}
         self._slowdowns: dict = {}
-        self.lanes = [Lane(k, self, name) for k, name in enumerate(spec["lanes"])]
+        from multiprocessing.connection import Connection
+
+        self.lanes = [Lane(k, self, name, Connection(fd))
+                      for k, (name, fd) in enumerate(zip(spec["lanes"], spec["lane_fds"]))]
 
     def slowdowns(self, block: int, cores: int) -> dict[str, float]:
         key = (block, cores)
@@ -196,8 +204,7 @@ class Tenant:
         return self._slowdowns[key]
 
     def send(self, message: dict) -> None:
-        with self._send_lock:
-            self.conn.send(message)
+        self.conn.send(message)
 
     def serve(self) -> None:
         for lane in self.lanes:  # one at a time: each warm-up runs alone on the tenant's cores
@@ -210,15 +217,13 @@ class Tenant:
         self.send({"op": "ready", "pid": os.getpid(),
                    "warm_up_ms": [round(lane.warm_up_ms, 3) for lane in self.lanes],
                    "worker_tids": [lane.placement.worker_tids for lane in self.lanes]})
-        while True:
+        while True:  # the control pipe: a stop, or its end, ends the tenant
             try:
                 msg = self.conn.recv()
-            except (EOFError, OSError):  # the server is gone: so are we
+            except (EOFError, OSError):
                 return
             if msg.get("op") == "stop":
                 return
-            if msg.get("op") in ("run", "time"):
-                self.lanes[msg["lane"]].units.put(msg)
 
 
 def main() -> None:
@@ -242,7 +247,4 @@ def main() -> None:
         except (OSError, EOFError):
             pass
     finally:
-        if tenant is not None:
-            for lane in tenant.lanes:
-                lane.units.put(None)
         os._exit(0)  # skip interpreter teardown with TVM pools spinning
