@@ -7,8 +7,9 @@ scheduling unit, variants picked per block.
         outputs = future.result()                     # {output name: ndarray}
         server.stats()                                # per model: p50/p99, within QoS, conflicts
 
-One scheduler thread owns every decision; other threads only post events to it
-(submissions, tenant replies, a tenant's death).  Tenants are processes (tenant.py);
+Every decision is one scheduling step taken under one lock by whichever thread brings
+the event (a submission, a lane's reply on its own pipe, a tenant's death): there is
+no scheduler thread to hand off to, which saves a thread wake-up per unit.  Tenants are processes (tenant.py);
 tensors travel through shared memory (shm.py); a unit's stop points cost the tenant a
 shared-memory read, and the scheduler's round trip happens only where a request's
 core demand changes or when someone waits for its cores.
