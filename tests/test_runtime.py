@@ -163,7 +163,10 @@ def test_killed_tenant_fails_its_request_and_restarts(bundles, reference):
 
 
 PARENT = """
-import sys, time, numpy as np, mtcc
+import signal, sys, time, numpy as np, mtcc
+# A shell's background job (CI, `make test &`) inherits SIGINT ignored (POSIX), and so would
+# this script: behave like a program run in a terminal, where Ctrl-C raises.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 server = mtcc.Server({{"tf": {bundle!r}}}, policy="block")
 x = np.zeros((1, 64, 128), np.float32)
 print("ready", flush=True)
