@@ -244,6 +244,8 @@ def _children() -> list:
 
 
 def test_characterize_resume_contract_and_numerics(tiny_db, tmp_path):
+    # Processes earlier tests left are theirs to answer for: count only what this one starts.
+    before = {p.pid for p in _children()}
     folder = tmp_path / "schedules"
     shutil.copytree(tiny_db["dir"], folder)
     matmul = next(n for n in tiny_db["tasks"] if "matmul" in n)
@@ -281,7 +283,8 @@ def test_characterize_resume_contract_and_numerics(tiny_db, tmp_path):
         if CORES >= 2:
             assert c["footprint"]["ratio"] > 0 and len(c["footprint"]["ratios"]) == 2
     assert saved["runs"][-1]["cells_measured"] > 0
-    assert not _children(), "worker, probe or stressor processes left behind"
+    left = [p for p in _children() if p.pid not in before]
+    assert not left, f"worker, probe or stressor processes left behind: {left}"
 
     # Resumable: a second call measures nothing new and keeps every value.
     again = variants.characterize(tiny_db["model"], folder, **kwargs)
