@@ -9,7 +9,8 @@ import time
 
 
 class CoreAllocator:
-    def __init__(self, cores):
+    def __init__(self, cores, clock=time.monotonic):
+        self.clock = clock  # the simulator passes its simulated clock
         self.cores = sorted(int(c) for c in cores)
         if not self.cores:
             raise ValueError("no cores to allocate")
@@ -34,7 +35,7 @@ class CoreAllocator:
                 return None
             got, self._free = self._free[:n], self._free[n:]
             self._held.setdefault(holder, []).extend(got)
-            self.timeline.append((time.monotonic(), "grant", holder, tuple(got)))
+            self.timeline.append((self.clock(), "grant", holder, tuple(got)))
             return list(got)
 
     def release(self, holder, cores=None) -> None:
@@ -48,4 +49,4 @@ class CoreAllocator:
             if not self._held[holder]:
                 del self._held[holder]
             self._free = sorted(self._free + back)
-            self.timeline.append((time.monotonic(), "release", holder, tuple(back)))
+            self.timeline.append((self.clock(), "release", holder, tuple(back)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -21,6 +20,7 @@ from ..bundle.plan import Plan
 from ..errors import BadInput, EnvironmentProblem
 from ..threads import use_threads
 from .executor import PlanExecutor
+from .profile import Variant
 
 
 def pin_cores(n: int | None) -> list[int]:
@@ -61,15 +61,6 @@ def check_feeds(inputs: list[dict], feeds: Mapping[str, np.ndarray], where: str)
     return arrays
 
 
-@dataclass
-class Variant:
-    task: str
-    id: str
-    function: str
-    latency_us: dict
-    footprint: float | None
-
-
 
 class LoadedBundle:
     """A verified bundle, loaded: `.run(*arrays)` or `.run({name: array})` -> outputs.
@@ -95,8 +86,7 @@ class LoadedBundle:
         self.variants: dict[str, list[Variant]] = {}
         self.defaults: dict[str, str] = {}
         for t in selector["tasks"]:
-            vs = [Variant(t["task"], v["id"], v["function"], v.get("latency_us") or {}, v.get("footprint"))
-                  for v in t["variants"]]
+            vs = [Variant.from_selector(t["task"], v) for v in t["variants"]]
             vs.sort(key=lambda v: v.id != t["default"])
             self.variants[t["task"]] = vs
             self.defaults[t["task"]] = t["default"]

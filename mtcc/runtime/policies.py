@@ -106,21 +106,9 @@ def _planned(item: int, costs: dict[int, list[float]], suffix: dict[int, list[fl
     return _fastest({c: costs[c][item] for c in costs})
 
 
-def _tables(cost, count: int, total_cores: int):
-    costs = {c: [cost(k, c) for k in range(count)] for c in range(1, total_cores + 1)}
-    suffix = {}
-    for c, row in costs.items():
-        acc, out = 0.0, [0.0] * count
-        for k in range(count - 1, -1, -1):
-            acc += row[k]
-            out[k] = acc
-        suffix[c] = out
-    return costs, suffix
-
-
-def _unit(first: int, count: int, cost, p: Pending, now: float, total_cores: int) -> tuple[int, int]:
+def _unit(first: int, costs: dict, suffix: dict, p: Pending, now: float) -> tuple[int, int]:
     """(cores wanted for item `first`, first item after the run of items wanting as many)."""
-    costs, suffix = _tables(cost, count, total_cores)
+    count = len(costs[1])
     want = _planned(first, costs, suffix, p, now)
     end = first + 1
     while end < count and _planned(end, costs, suffix, p, now) == want:
@@ -139,8 +127,8 @@ class Block(Policy):
 
     def unit(self, p, now, total_cores):
         profile = p.profile
-        first = next(b.index for b in profile.blocks if b.start <= p.reached < b.end)
-        want, end = _unit(first, len(profile.blocks), lambda k, c: profile.block_us(k, c), p, now, total_cores)
+        costs, suffix = profile.cost_tables("block", total_cores)
+        want, end = _unit(profile.block_of(p.reached), costs, suffix, p, now)
         return want, profile.blocks[end - 1].end
 
 
@@ -155,13 +143,8 @@ class Layer(Block):
     selector = "default"
 
     def unit(self, p, now, total_cores):
-        profile = p.profile
-        tasks = profile.call_tasks
-
-        def cost(k, c):
-            return profile.call_us(tasks[k], profile.default[tasks[k]], c)
-
-        return _unit(p.reached, len(tasks), cost, p, now, total_cores)
+        costs, suffix = p.profile.cost_tables("call", total_cores)
+        return _unit(p.reached, costs, suffix, p, now)
 
 
 POLICIES = {cls.name: cls for cls in (ModelFcfs, ModelEdf, Layer, Block, BlockAdaptive)}

@@ -13,6 +13,7 @@ measured one, never by assuming linear speed-up:
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +25,19 @@ LEVELS = LEVEL_ORDER
 
 
 @dataclass
-class VariantInfo:
+class Variant:
+    """One compiled variant of a task, as the bundle's selector lists it."""
+    task: str
     id: str
     function: str
     latency_us: dict          # {"<cores>c/<level>": µs}
-    footprint: float          # how much this variant slows a memory-bound neighbour (1.0 = not at all)
+    footprint: float | None   # how much this variant slows a memory-bound neighbour (1.0 = not at all)
+
+    @classmethod
+    def from_selector(cls, task: str, entry: dict) -> "Variant":
+        footprint = entry.get("footprint")
+        return cls(task, entry["id"], entry["function"], dict(entry.get("latency_us") or {}),
+                   float(footprint) if footprint else None)
 
 
 @dataclass
@@ -68,14 +77,11 @@ class ModelProfile:
         self.inputs = list(manifest["inputs"])
         self.outputs = list(manifest["outputs"])
         self.call_tasks = [c["task"] for c in plan["calls"]]
-        self.variants: dict[str, list[VariantInfo]] = {}
+        self.variants: dict[str, list[Variant]] = {}
         self.default: dict[str, str] = {}
         for t in selector["tasks"]:
             self.default[t["task"]] = t["default"]
-            self.variants[t["task"]] = [
-                VariantInfo(v["id"], v["function"], dict(v.get("latency_us") or {}),
-                            float(v["footprint"]) if v.get("footprint") else 1.0)
-                for v in t["variants"]]
+            self.variants[t["task"]] = [Variant.from_selector(t["task"], v) for v in t["variants"]]
         self.blocks = []
         for b in manifest["blocks"]:
             block = BlockInfo(int(b.get("index", len(self.blocks))), int(b["start"]), int(b["end"]))
@@ -87,6 +93,8 @@ class ModelProfile:
             for task in self.call_tasks:
                 self.blocks[0].calls[task] = self.blocks[0].calls.get(task, 0) + 1
         self._call_us: dict = {}  # predictions are asked for at every dispatch: computed once
+        self._tables: dict = {}
+        self._block_ends = [b.end for b in self.blocks]
         cells = {k for vs in self.variants.values() for v in vs for k in v.latency_us}
         self.core_counts = sorted({parse_cell(k)[0] for k in cells}) or [1]
 
@@ -96,8 +104,12 @@ class ModelProfile:
         bundle = container.open_bundle(path, check_environment=False)
         return cls(bundle.manifest, bundle.json(PLAN_MEMBER), bundle.json(SELECTOR_MEMBER), str(Path(path)))
 
+    def block_of(self, call: int) -> int:
+        """Index of the block holding call `call` (the last block past the end)."""
+        return min(bisect.bisect_right(self._block_ends, call), len(self.blocks) - 1)
+
     # -- predictions -----------------------------------------------------------------
-    def variant(self, task: str, vid: str) -> VariantInfo:
+    def variant(self, task: str, vid: str) -> Variant:
         return next(v for v in self.variants[task] if v.id == vid)
 
     def call_us(self, task: str, vid: str, cores: int, level: str = "none") -> float:
@@ -131,6 +143,31 @@ class ModelProfile:
                 out[level] = self.block_us(block, cores, level, choice) / alone
         return out
 
+    def cost_tables(self, granularity: str, total_cores: int) -> tuple[dict, dict]:
+        """({c: [µs of item k on c cores]}, {c: [µs of items k.. to the end]}) for c = 1 ..
+        total_cores, items being blocks ("block") or calls ("call", default variants):
+        what the policies plan with, computed once per profile."""
+        key = (granularity, total_cores)
+        if key not in self._tables:
+            if granularity == "block":
+                count, cost = len(self.blocks), self.block_us
+            else:
+                tasks = self.call_tasks
+                count = len(tasks)
+
+                def cost(k, c):
+                    return self.call_us(tasks[k], self.default[tasks[k]], c)
+            costs = {c: [cost(k, c) for k in range(count)] for c in range(1, total_cores + 1)}
+            suffix = {}
+            for c, row in costs.items():
+                acc, out = 0.0, [0.0] * count
+                for k in range(count - 1, -1, -1):
+                    acc += row[k]
+                    out[k] = acc
+                suffix[c] = out
+            self._tables[key] = (costs, suffix)
+        return self._tables[key]
+
     def block_footprint(self, block: int, choice: dict | None = None) -> float:
         """The pressure a block puts on neighbours: its variants' footprints weighted by
         their share of the block's time alone on one core."""
@@ -140,7 +177,7 @@ class ModelProfile:
             v = self.variant(task, (choice or {}).get(task, self.default[task]))
             us = n * (self.call_us(task, v.id, 1) or 1.0)
             total += us
-            weighted += us * v.footprint
+            weighted += us * (v.footprint or 1.0)
         return weighted / total if total else 1.0
 
     def scales(self, block: int, cores: int, gain: float = 0.9) -> bool:

@@ -37,6 +37,7 @@ from .cores import CoreAllocator
 from .loader import check_feeds
 from .policies import Pending, make_policy
 from .profile import ModelProfile
+from .scheduler import Waiting, must_yield, schedule
 
 DEFAULT_QOS_FACTOR = 2.0       # default target: 2x the isolated latency on all the server's cores
 DEFAULT_MAX_QUEUE = 64         # requests waiting per model before submit refuses
@@ -446,38 +447,29 @@ class Server:
         m.restarts += 1
         self._start_tenant(m)  # from its verified bundle; queued requests wait until it is ready
 
-    def _runnable(self):
-        """(request, lane index) of every request that could run now."""
+    def _waiting(self) -> list[Waiting]:
+        """Every request that could run now: a bound lane's next unit, then queued
+        requests on free lanes."""
+        out = []
         for m in self.models.values():
             if not m.ready.is_set() or m.failure:
                 continue
             for k, lane in enumerate(m.lanes):
                 if lane.request is not None and not lane.request.running:
-                    yield lane.request, k
+                    out.append(Waiting(lane.request.pending, ("lane", m.name, k), (lane.request, k)))
             free_lanes = [k for k, lane in enumerate(m.lanes) if lane.request is None]
             for r, k in zip(list(m.queue), free_lanes):
-                yield r, k
+                out.append(Waiting(r.pending, ("lane", m.name, k), (r, k)))
+        return out
 
     def _dispatch(self) -> None:
         now = time.monotonic()
-        total = len(self.cores)
-        waiting = sorted(self._runnable(), key=lambda rk: self.policy.priority(rk[0].pending))
-        blocked = []
-        for r, k in waiting:
+        step = schedule(self.policy, self.allocator, self._waiting(), now)
+        for grant in step.grants:
+            r, k = grant.waiting.item
             m = self.models[r.model]
-            want, end = self.policy.unit(r.pending, now, total)
-            free = len(self.allocator.free)
-            n = min(want, free)
-            if n < 1 or (n < want and self.policy.waits_for_planned):
-                blocked.append(r)
-                if not self.policy.preemptive:
-                    break  # in order: the head waits, and so does everyone behind it
-                continue
-            holder = ("lane", m.name, k)
-            cores = self.allocator.grant(holder, n)
             if r.lane is None:  # bind to a lane: inputs into its arena
-                with self._lock:
-                    m.queue.remove(r)
+                m.queue.remove(r)
                 lane = m.lanes[k]
                 for i, a in zip(m.profile.inputs, r.arrays):
                     lane.memory.inputs[i["name"]][...] = a
@@ -487,16 +479,16 @@ class Server:
             r.running, r.yield_asked = True, False
             r.units += 1
             m.units += 1
-            if n < want:
+            if grant.conflict:
                 r.conflicts += 1
                 m.conflicts += 1
-            stops = [s for s in self.policy.stops(r.pending) if r.pending.reached < s < end]
             r.sent = time.monotonic()
-            m.lane_conns[r.lane].send({"op": "run", "lane": r.lane, "request": r.id, "start": r.pending.reached, "end": end,
-                         "stops": stops, "cores": cores, "selector": self.policy.selector})
+            m.lane_conns[r.lane].send({"op": "run", "lane": r.lane, "request": r.id, "start": r.pending.reached,
+                                       "end": grant.end, "stops": grant.stops, "cores": grant.cores,
+                                       "selector": self.policy.selector})
         self._update_neighbours()
-        if blocked and self.policy.preemptive:
-            self._ask_to_yield(min(self.policy.priority(r.pending) for r in blocked))
+        if step.best_blocked is not None:
+            self._ask_to_yield(step.best_blocked)
 
     def _running(self):
         for m in self.models.values():
@@ -509,7 +501,7 @@ class Server:
         stop point (the tenant reads the word there: no round trip)."""
         for m, lane in self._running():
             r = lane.request
-            if not r.yield_asked and self.policy.priority(r.pending) > best_waiting:
+            if not r.yield_asked and must_yield(self.policy, r.pending, best_waiting):
                 lane.memory.control[shm.YIELD] = 1
                 r.yield_asked = True
 
@@ -523,7 +515,7 @@ class Server:
                     continue
                 others += 1
                 r2 = lane2.request
-                block = next((b.index for b in m2.profile.blocks if b.start <= r2.pending.reached < b.end), 0)
+                block = m2.profile.block_of(r2.pending.reached)
                 product *= m2.profile.block_footprint(block)
             lane.memory.control[shm.NEIGHBOUR_MILLI] = int(product * 1000)
             lane.memory.control[shm.NEIGHBOURS] = others
