@@ -25,9 +25,13 @@ models: $(MODEL_FILES)
 $(MODEL_FILES) &: $(STAMP) examples/make_models.py
 	$(BIN)/python examples/make_models.py --out $(MODELS)
 
+# Ends with a short multi-tenant bench (two policies and ONNX Runtime on the light mix;
+# `mtcc bench --mix light` alone runs every policy and baseline, longer).
 demo: models
 	$(BIN)/mtcc inspect $(MODELS)/squeezenet.onnx
 	$(BIN)/python examples/demo.py
+	$(BIN)/mtcc bench --mix light --policy block-adaptive --policy model-fcfs --baseline onnxruntime \
+	  --qos 2 --duration 2 --min-requests 40 --max-trials 3 --simulate 16 --plots build/demo-bench
 
 test: models
 	$(BIN)/python -m pytest -q -ra

@@ -45,21 +45,24 @@ class OnnxRuntime:
 
 class OpenVino:
     """OpenVINO on the CPU; precision "f32" for a like-for-like comparison, or None for
-    the plugin's default (bf16 on AMX CPUs: faster, less exact)."""
+    the plugin's default (bf16 on AMX CPUs: faster, less exact).  `config` entries
+    override the defaults below (e.g. {"ENABLE_CPU_PINNING": False} where several
+    processes share cores)."""
 
     name = "openvino"
 
-    def __init__(self, model, threads: int = 1, precision: str | None = "f32"):
+    def __init__(self, model, threads: int = 1, precision: str | None = "f32", config: dict | None = None):
         try:
             import openvino as ov
         except ImportError as e:
             raise EnvironmentProblem(f"openvino is not installed ({e})") from None
         core = ov.Core()
-        config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+        settings = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
         if precision:
-            config["INFERENCE_PRECISION_HINT"] = precision
+            settings["INFERENCE_PRECISION_HINT"] = precision
+        settings.update(config or {})
         ov_model = core.read_model(model.proto.SerializeToString())
-        self.compiled = core.compile_model(ov_model, "CPU", config)
+        self.compiled = core.compile_model(ov_model, "CPU", settings)
         self.request = self.compiled.create_infer_request()
         if precision is None:
             self.name = "openvino-default"

@@ -62,18 +62,22 @@ def extrapolate(profile: ModelProfile, counts: list[int]) -> tuple[ModelProfile,
             for key, us in v.latency_us.items():
                 c, level = parse_cell(key)
                 by_level.setdefault(level, {})[c] = float(us)
+            top = max((c for points in by_level.values() for c in points), default=0)
             for level, points in by_level.items():
-                measured = sorted(points)
+                # a level measured at fewer core counts than `none` (no free core for the
+                # stressor) grows like `none` does: predict() already scales it that way.
+                fit = points if len(points) >= 2 else by_level.get("none", points)
+                measured = sorted(fit)
                 for c in counts:
-                    if c in points or c < measured[-1]:
+                    if c <= top:
                         continue
+                    ref = max(points)
                     if len(measured) >= 2:
                         cs, cl = measured[-2], measured[-1]
-                        s = amdahl_serial_share(points[cs], points[cl], cs, cl)
-                        one = points[cl] / (s + (1 - s) / cl)
-                        us = one * (s + (1 - s) / c)
+                        share = amdahl_serial_share(fit[cs], fit[cl], cs, cl)
+                        us = points[ref] * (share + (1 - share) / c) / (share + (1 - share) / ref)
                     else:
-                        us = points[measured[-1]]
+                        us = points[ref]
                     v.latency_us[cell_key(c, level)] = round(us, 3)
                     filled = True
     out.core_counts = sorted(set(out.core_counts) | set(counts))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import BadInput
+from ..bench.qos import MIXES
+from ..errors import BadInput, FellShort
 from ..packing import blocks as block_rule
 from . import render
 from .app import command, make_console
@@ -304,26 +305,107 @@ def calibrate_cmd(out, seconds, cores, as_json):
     "bench",
     epilog="""\b
 Examples:
-  mtcc bench --single examples/models/squeezenet.onnx      # uses schedules/squeezenet/llvm-x86-64-v4
-  mtcc bench --single a.onnx b.onnx --schedules sa/ --schedules sb/ --threads 1 --json
+  mtcc bench --mix light --duration 5                # example bundles, every policy, ORT + OpenVINO
+  mtcc bench a.mtcc b.mtcc --policy block-adaptive --policy model-fcfs --baseline onnxruntime
+  mtcc bench --mix medium --qos 1.5 --qos 2 --qos 4 --qos 4@1 --plots out/ --json > bench.json
+  mtcc bench --mix light --simulate 16 --simulate 64 --fail-under 1.3     # CI: exit 1 below 1.3x
+  mtcc bench --single examples/models/squeezenet.onnx --threads 1 --json  # isolated latency
+\b
+--qos X sets each model's target to X times its isolated latency on all cores;
+X@B on B cores.  The figure of merit is the highest request rate at which every
+model has 99 % of its requests within target.
 """,
 )
-@click.argument("models", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--single", is_flag=True, help="Isolated latency per model, system and thread count.")
-@click.option("--schedules", "schedules", multiple=True, type=click.Path(path_type=Path),
-              help="Schedules folder per model, in order (default schedules/<model>/llvm-x86-64-v4 if present).")
-@click.option("--threads", "threads", multiple=True, type=click.IntRange(min=1),
-              help="Thread counts to measure (repeatable; default 1 and 2).")
-@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--single", is_flag=True, help="Isolated latency per model (ONNX files), system and thread count.")
+@click.option("--mix", type=click.Choice(sorted(MIXES)), help="A preset of the example models (default: light).")
+@click.option("--policy", "policies", multiple=True, help="mtcc policies to run (repeatable; default: all five).")
 @click.option("--baseline", "baselines", multiple=True, type=click.Choice(["onnxruntime", "openvino"]),
-              help="Baselines besides mtcc (default: both; OpenVINO in f32 and in its default precision).")
-def bench_cmd(models, single, schedules, threads, repeats, warmup, baselines, as_json):
-    """Benchmark mtcc against ONNX Runtime and OpenVINO (ratios measured side by side)."""
+              help="Baselines (default: both; OpenVINO in f32 and in its default precision).")
+@click.option("--no-baselines", is_flag=True, help="mtcc policies only.")
+@click.option("--qos", "qos", multiple=True, help="Target X or X@B (repeatable; default the grid 1.5, 2, 4 at all cores and at 1).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Requests/s of the fixed-rate run (default: model-fcfs's best).")
+@click.option("--duration", type=click.FloatRange(min=0.5), default=8.0, show_default=True,
+              help="Seconds per trial (at least).")
+@click.option("--min-requests", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Requests per trial at least (low rates run longer).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--searches", type=click.IntRange(min=1), default=1, show_default=True, help="Rate searches per system (their spread is reported).")
+@click.option("--max-trials", type=click.IntRange(min=2), default=10, show_default=True, help="Trials per rate search at most.")
+@click.option("--plots", "plots", type=click.Path(path_type=Path), help="Write PNG plots into this folder.")
+@click.option("--fail-under", type=float, help="Exit 1 when block-adaptive / model-fcfs best rate is below this.")
+@click.option("--simulate", "simulate", multiple=True, type=click.IntRange(min=1), help="Also simulate this many cores (repeatable).")
+@click.option("--onnx", "onnx_paths", multiple=True, type=click.Path(path_type=Path),
+              help="ONNX file per bundle, in order, for the baselines (default examples/models/<model>.onnx).")
+@click.option("--schedules", "schedules", multiple=True, type=click.Path(path_type=Path),
+              help="--single: schedules folder per model, in order (default schedules/<model>/llvm-x86-64-v4).")
+@click.option("--threads", "threads", multiple=True, type=click.IntRange(min=1),
+              help="--single: thread counts to measure (repeatable; default 1 and 2).")
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True,
+              help="--single: timed runs per system.")
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="--single: untimed runs first.")
+def bench_cmd(paths, single, mix, policies, baselines, no_baselines, qos, rate, duration, min_requests, seed, searches, max_trials,
+              plots, fail_under, simulate, onnx_paths, schedules, threads, repeats, warmup, as_json):
+    """Requests served within their latency targets: every mtcc policy against ONNX
+    Runtime and OpenVINO on the same load, in one run (or --single: isolated latency)."""
+    console = make_console()
+    if single:
+        return _bench_single(console, paths, schedules, threads, repeats, warmup, baselines, as_json)
+    from ..bench import qos as qos_bench
+
+    if paths and mix:
+        raise BadInput("give bundles or --mix, not both")
+    qos_bench.check_policies(policies)  # flags first: refuse before any packing or serving
+    targets = [qos_bench.parse_target(q) for q in qos] or list(qos_bench.DEFAULT_GRID)
+    if paths:
+        bundles, onnx = _named_bundles(paths, onnx_paths)
+    else:
+        bundles, onnx = qos_bench.example_bundles(qos_bench.MIXES[mix or "light"], progress=console.print)
+    headline = targets[0] if len(qos) == 1 else next((t for t in targets if t == qos_bench.Target(2.0)), targets[0])
+    systems = qos_bench.systems_for(policies or qos_bench.MTCC_POLICIES,
+                                    () if no_baselines else (baselines or ("onnxruntime", "openvino")))
+    missing = [n for n in bundles if n not in onnx and any(s.kind != "mtcc" for s in systems)]
+    if missing:
+        raise BadInput(f"no ONNX file for {', '.join(missing)}: give --onnx per bundle, or --no-baselines")
+    report = qos_bench.bench_mix(bundles, onnx, systems=systems, targets=targets, headline=headline,
+                                 duration_s=duration, seed=seed, rate=rate, repeats=searches,
+                                 simulate=tuple(simulate), max_trials=max_trials, min_requests=min_requests,
+                                 progress=console.print)
+    if plots:
+        report["plots"] = [str(p) for p in render.bench_plots(report, plots)]
+    if not as_json:
+        render.print_bench(console, report)
+    ratio = report["summary"].get("rate_ratio_vs_model_wise_fcfs")
+    if fail_under is not None and (ratio is None or ratio < fail_under):
+        console.print(f"[red]block-adaptive / model-fcfs best rate {ratio} < --fail-under {fail_under}[/red]")
+        return report, FellShort.exit_code
+    return report
+
+
+def _named_bundles(paths, onnx_paths) -> tuple[dict, dict]:
+    from ..runtime.profile import ModelProfile
+
+    if onnx_paths and len(onnx_paths) != len(paths):
+        raise BadInput(f"--onnx given {len(onnx_paths)} times for {len(paths)} bundles: give one per bundle")
+    bundles, onnx = {}, {}
+    for k, path in enumerate(paths):
+        if not path.is_file():
+            raise BadInput(f"{path}: no such bundle")
+        name = ModelProfile.from_bundle(path).name
+        if name in bundles:
+            raise BadInput(f"{path}: a second bundle of model {name!r}")
+        bundles[name] = path
+        guess = onnx_paths[k] if onnx_paths else Path("examples") / "models" / f"{name}.onnx"
+        if guess.is_file():
+            onnx[name] = guess
+        elif onnx_paths:
+            raise BadInput(f"--onnx {guess}: no such file")
+    return bundles, onnx
+
+
+def _bench_single(console, models, schedules, threads, repeats, warmup, baselines, as_json):
     from ..bench.single import bench_single
 
-    if not single:
-        raise BadInput("only `mtcc bench --single` exists so far; the multi-tenant QoS benchmark is not built yet")
     if not models:
         raise BadInput("give at least one MODEL.onnx")
     if schedules and len(schedules) != len(models):
@@ -335,7 +417,6 @@ def bench_cmd(models, single, schedules, threads, repeats, warmup, baselines, as
     systems = ["mtcc", "onnxruntime"]
     if not baselines or "openvino" in baselines:
         systems += ["openvino", "openvino-default"]
-    console = make_console()
     report = bench_single(items, threads=threads or (1, 2), repeats=repeats, warmup=warmup, systems=systems,
                           progress=console.print)
     if not as_json:

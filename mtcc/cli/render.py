@@ -9,7 +9,7 @@ def rich_table(title, columns, rows):
 
     table = Table(title=title, title_justify="left")
     for k, col in enumerate(columns):
-        left = k == 0 or col in ("task", "variant", "note", "model", "target")
+        left = k == 0 or col in ("task", "variant", "note", "model", "target", "system")
         table.add_column(col, justify="left" if left else "right")
     for row in rows:
         table.add_row(*row)
@@ -235,3 +235,89 @@ def variant_rows(var: dict) -> tuple[list[str], list[list[str]]]:
                         + [f"{v['footprint']:.3f}", note])
     return cols, rows
 
+
+
+def print_bench(console, report: dict) -> None:
+    """The multi-tenant bench: best rate per system and target, latency at the fixed rate,
+    the ratios, the simulated rows."""
+    m, cfg, summary = report["machine"], report["config"], report["summary"]
+    console.print(f"[bold]{', '.join(cfg['models'])}[/] on {m['cores']} cores of {m['cpu']} ({m['date']}); "
+                  f"vCPU sharing {m['vcpu_sharing']['before']} -> {m['vcpu_sharing']['after']}"
+                  + (" [yellow](time-shared during the run: ratios less sure)[/]" if m["time_shared"] else ""))
+    grid = summary["grid"]
+    labels = cfg["systems"]
+    rows = [[label] + [_num(grid[q].get(label)) for q in grid] for label in labels]
+    console.print(f"best rate: the highest request rate (all models, requests/s) at which every model has "
+                  f">= {cfg['required_share']:.0%} of its requests within target; 0 = none found")
+    console.print(rich_table("best rate per target", ["system", *grid], rows))
+    head = cfg["headline_qos"]
+    rows = []
+    for r in report["results"]:
+        if r["qos"] == head and r.get("p99_ms") is not None:
+            rows.append([r["label"], r["model"], _num(r["qos_ms"]), _num(r["p50_ms"]), _num(r["p99_ms"]),
+                         _num(r["mean_ms"]), f"{100 * r['within_qos']:.1f} %",
+                         _num(r.get("conflict_rate")) if r["system"] == "mtcc" else ""])
+    console.print(rich_table(f"at {cfg['fixed_rate']} requests/s, target {head}",
+                             ["system", "model", "target ms", "p50 ms", "p99 ms", "mean ms", "within", "conflicts"], rows))
+    if report.get("simulated"):
+        rows = [[f"{s['cores']}{' (extrapolated)' if s['extrapolated'] else ''}", s["system"], _num(s["max_qos_rate"]),
+                 _num((s.get("error_vs_real") or {}).get("max_qos_rate"))] for s in report["simulated"]]
+        console.print(rich_table(f"simulated (target {head})", ["cores", "system", "best rate", "sim / real"], rows))
+    console.print(f"block-adaptive's best rate at {head} / model-fcfs's: {_ratio_text(summary['rate_ratio_vs_model_wise_fcfs'])} "
+                  f"(lowest over the grid {_ratio_text(summary['min_grid_ratio_vs_model_wise_fcfs'])}); "
+                  f"/ best ONNX Runtime: {_ratio_text(summary['rate_ratio_vs_onnxruntime'])}; "
+                  f"/ best OpenVINO f32: {_ratio_text(summary['rate_ratio_vs_openvino'])}; "
+                  f"mean latency at the fixed rate / model-fcfs's: {_ratio_text(summary['mean_latency_ratio_vs_model_wise_fcfs'])}")
+    for path in report.get("plots", []):
+        console.print(f"plot: {path}")
+
+
+def _ratio_text(x) -> str:
+    """A ratio of best rates; None: both (or the divisor's system) served none, or it did not run."""
+    if x is None:
+        return "n/a (the other system met the target at no rate, or did not run)"
+    return f"{x:.3g}x"
+
+
+def _num(x) -> str:
+    if x is None:
+        return "-"
+    if x == float("inf"):
+        return "inf"
+    if isinstance(x, float):
+        return f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
+    return str(x)
+
+
+def bench_plots(report: dict, folder) -> list:
+    """The bench's PNGs: latency CDFs at the fixed rate, share within target against the
+    rate, core grants over time, and the simulated many-core rates."""
+    from pathlib import Path
+
+    from ..bench import plots
+
+    folder = Path(folder)
+    cfg = report["config"]
+    head = cfg["headline_qos"]
+    note = f"{report['machine']['cores']} cores, {report['machine']['cpu']}, {report['machine']['date']}"
+    out = []
+    latencies = {label: f["latencies_ms"] for label, f in report["fixed"].items()}
+    out.append(plots.latency_cdf(latencies, cfg["qos_ms"][head], folder / "latency-cdf.png",
+                                 title_note=f"{cfg['fixed_rate']} req/s; {note}"))
+    curves, best = {}, {}
+    for key, searches in report["searches"].items():
+        qos, _, label = key.partition(" ")
+        if qos == head:
+            curves[label] = [tuple(t) for s in searches for t in s]
+            best[label] = report["summary"]["grid"][head].get(label) or 0.0
+    out.append(plots.qos_vs_rate(curves, folder / "qos-vs-rate.png", required=cfg["required_share"],
+                                 max_rates=best, title_note=f"target {head}; {note}"))
+    for label, f in report["fixed"].items():
+        if f.get("timeline") and label in ("mtcc block-adaptive", "mtcc model-fcfs"):
+            name = label.replace("mtcc ", "")
+            out.append(plots.core_timeline(f["timeline"], report["machine"]["core_ids"],
+                                           folder / f"core-grants-{name}.png", title_note=f"{label}; {note}"))
+    if report.get("simulated"):
+        out.append(plots.simulated_scaling(report["simulated"], folder / "simulated-cores.png",
+                                           title_note=f"target {head}"))
+    return out

@@ -134,6 +134,9 @@ class ModelProfile:
     def block_slowdowns(self, block: int, cores: int, choice: dict | None = None) -> dict[str, float]:
         """Predicted slowdown of a block under each level (its tables: "<c>c/<level>" over
         "<c>c/none"); levels no table of the block measured are left out."""
+        key = ("slowdowns", block, cores) if choice is None else None
+        if key in self._tables:  # default variants: asked at every block by the simulator
+            return self._tables[key]
         alone = self.block_us(block, cores, "none", choice)
         out = {"none": 1.0}
         measured = {parse_cell(k)[1] for task in self.blocks[block].calls
@@ -141,6 +144,8 @@ class ModelProfile:
         for level in LEVELS[1:]:
             if level in measured and alone:
                 out[level] = self.block_us(block, cores, level, choice) / alone
+        if key is not None:
+            self._tables[key] = out
         return out
 
     def cost_tables(self, granularity: str, total_cores: int) -> tuple[dict, dict]:
@@ -171,6 +176,9 @@ class ModelProfile:
     def block_footprint(self, block: int, choice: dict | None = None) -> float:
         """The pressure a block puts on neighbours: its variants' footprints weighted by
         their share of the block's time alone on one core."""
+        key = ("footprint", block) if choice is None else None
+        if key in self._tables:
+            return self._tables[key]
         b = self.blocks[block]
         total, weighted = 0.0, 0.0
         for task, n in b.calls.items():
@@ -178,7 +186,10 @@ class ModelProfile:
             us = n * (self.call_us(task, v.id, 1) or 1.0)
             total += us
             weighted += us * (v.footprint or 1.0)
-        return weighted / total if total else 1.0
+        value = weighted / total if total else 1.0
+        if key is not None:
+            self._tables[key] = value
+        return value
 
     def scales(self, block: int, cores: int, gain: float = 0.9) -> bool:
         """Whether `cores` make the block at least (1 - gain) faster than one core does;

@@ -297,6 +297,18 @@ class Server:
         self._step(("submit", model))
         return request.future
 
+    def set_qos(self, qos_ms: dict) -> None:
+        """New latency targets {model: ms} for requests submitted from now on (a bench
+        serves several targets with one server)."""
+        unknown = set(qos_ms) - set(self.models)
+        if unknown:
+            raise BadInput(f"qos_ms: no model named {', '.join(sorted(unknown))} (models: {', '.join(self.models)})")
+        with self._lock:
+            for name, ms in qos_ms.items():
+                if not ms or ms <= 0:
+                    raise BadInput(f"qos_ms[{name!r}] = {ms}: a target must be positive")
+                self.models[name].qos_ms = float(ms)
+
     def stats(self) -> dict:
         """Per model: requests, failed, p50/p99/mean ms, share within QoS, conflict rate,
         block-boundary cost; and the core-grant timeline."""

@@ -1,0 +1,59 @@
+"""`mtcc bench` end to end on a packed bundle: the JSON contract, the plots, the
+simulated rows, --fail-under's exit code; and flags refused before any work.  A
+behaviour test: tiny durations, no figure is asserted."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import HOST_MCPU, ROOT, run_mtcc
+
+
+def test_bad_flags_are_refused_naming_them():
+    proc = run_mtcc("bench", "--qos", "fast", timeout=120)
+    assert proc.returncode == 2 and "--qos 'fast'" in proc.stderr, proc.stderr
+    proc = run_mtcc("bench", "--policy", "fifo", timeout=120)
+    assert proc.returncode == 2 and "--policy fifo" in proc.stderr, proc.stderr
+    proc = run_mtcc("bench", "no-such.mtcc", timeout=120)
+    assert proc.returncode == 2 and "no-such.mtcc" in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow
+def test_bench_reports_every_system_and_fails_under(models_dir, tmp_path):
+    import mtcc
+
+    bundle = tmp_path / "transformer.mtcc"
+    mtcc.pack(models_dir / "transformer.onnx", ROOT / "schedules" / "transformer" / "llvm-x86-64-v4", bundle,
+              target=HOST_MCPU)
+    plots = tmp_path / "plots"
+    proc = run_mtcc("bench", str(bundle), "--onnx", str(models_dir / "transformer.onnx"),
+                    "--policy", "block-adaptive", "--policy", "model-fcfs", "--baseline", "onnxruntime",
+                    "--qos", "2", "--duration", "1", "--max-trials", "2", "--simulate", "4",
+                    "--plots", str(plots), "--json", "--fail-under", "1000", timeout=900)
+    assert proc.returncode == 1, proc.stderr  # no system is 1000x another: fell short
+    report = json.loads(proc.stdout)
+    labels = {"mtcc block-adaptive", "mtcc model-fcfs", "onnxruntime/pinned", "onnxruntime/shared"}
+    assert set(report["config"]["systems"]) == labels
+    rows = [r for r in report["results"] if r["qos"] == "2x@all"]
+    assert {r["label"] for r in rows} == labels
+    for r in rows:
+        assert r["model"] == "transformer" and r["max_qos_rate"] >= 0
+        assert r["p50_ms"] <= r["p99_ms"] and 0 <= r["within_qos"] <= 1
+    summary = report["summary"]
+    for key in ("rate_ratio_vs_model_wise_fcfs", "rate_ratio_vs_onnxruntime", "mean_latency_ratio_vs_model_wise_fcfs"):
+        assert key in summary
+    vcpu = report["machine"]["vcpu_sharing"]
+    assert vcpu["before"] and vcpu["after"] and vcpu["during"]
+    # targets: the same absolute ms for every system, 2x mtcc's isolated latency on all cores
+    iso = report["config"]["models"]["transformer"]["isolated_ms_by_cores"]
+    cores = report["machine"]["cores"]
+    assert report["config"]["qos_ms"]["2x@all"]["transformer"] == pytest.approx(2 * iso[str(cores)], rel=1e-3)
+    simulated = {(s["cores"], s["policy"]): s for s in report["simulated"]}
+    assert {c for c, _ in simulated} == {cores, 4}
+    assert simulated[(4, "block-adaptive")]["extrapolated"] is (4 > cores)
+    assert "error_vs_real" in simulated[(cores, "model-fcfs")]
+    names = sorted(p.name for p in plots.iterdir())
+    assert {"latency-cdf.png", "qos-vs-rate.png", "core-grants-block-adaptive.png", "simulated-cores.png"} <= set(names)
+    for p in plots.iterdir():
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

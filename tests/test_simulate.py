@@ -1,0 +1,142 @@
+"""The bench's rate search on a synthetic system, and the simulator on cases small
+enough to work out by hand.  No bundle, no process: profiles built from dicts."""
+import pytest
+
+from mtcc.bench import qos as qos_bench
+from mtcc.bench import simulate
+from mtcc.bench.search import RateSearch
+from mtcc.runtime import policies, scheduler, server
+from mtcc.runtime.profile import ModelProfile
+
+
+def profile(name: str, block_us: list[float], two_core_share: float = 1.0) -> ModelProfile:
+    """A model of len(block_us) blocks, one call each, each its own task with one
+    variant: `block_us[k]` µs on one core, `two_core_share` x that on two."""
+    calls = [{"task": f"{name}_t{k}"} for k in range(len(block_us))]
+    tasks = [{"task": f"{name}_t{k}", "default": "v0",
+              "variants": [{"id": "v0", "function": f"f{k}", "footprint": None,
+                            "latency_us": {"1c/none": us, "2c/none": us * two_core_share}}]}
+             for k, us in enumerate(block_us)]
+    manifest = {"model": {"name": name}, "inputs": [], "outputs": [],
+                "blocks": [{"index": k, "start": k, "end": k + 1} for k in range(len(block_us))]}
+    return ModelProfile(manifest, {"calls": calls}, {"tasks": tasks})
+
+
+def latencies(run) -> dict:
+    return {(r["model"], r["arrival_s"]): r["latency_ms"] for r in run["requests"]}
+
+
+def test_one_lane_serves_a_model_in_arrival_order():
+    # 1 ms alone on one core; the second request waits for the first (one lane).
+    sim = simulate.Simulator({"a": profile("a", [1000.0])}, cores=2, policy="model-fcfs", qos_ms={"a": 2.0},
+                             unit_overhead_us=0, stop_us=0)
+    got = latencies(sim.run([(0.0, "a"), (0.0001, "a")]))
+    assert got[("a", 0.0)] == pytest.approx(1.0)
+    assert got[("a", 0.0001)] == pytest.approx(1.9)
+
+
+def test_block_boundary_lets_a_short_request_pass_a_long_one():
+    # One core.  A: four 1 ms blocks, arrives at 0.  B: one 0.1 ms block, arrives at 0.5 ms
+    # with a deadline long before A's.  Whole-model FCFS: B waits for all of A (3.6 ms).
+    # Block, earliest deadline first: A yields at its first boundary (1 ms), B runs to
+    # 1.1 ms (0.6 ms latency), A resumes and ends at 4.1 ms.
+    profiles = {"a": profile("a", [1000.0] * 4), "b": profile("b", [100.0])}
+    arrivals = [(0.0, "a"), (0.0005, "b")]
+    qos = {"a": 10.0, "b": 1.0}
+    fcfs = latencies(simulate.Simulator(profiles, 1, "model-fcfs", qos, unit_overhead_us=0, stop_us=0).run(arrivals))
+    assert fcfs[("a", 0.0)] == pytest.approx(4.0)
+    assert fcfs[("b", 0.0005)] == pytest.approx(3.6)
+    block = simulate.Simulator(profiles, 1, "block", qos, unit_overhead_us=0, stop_us=0).run(arrivals)
+    got = latencies(block)
+    assert got[("b", 0.0005)] == pytest.approx(0.6)
+    assert got[("a", 0.0)] == pytest.approx(4.1)
+    assert block["units"] == 3  # A until it yields, B, the rest of A
+
+
+def test_a_block_that_scales_gets_both_cores():
+    # 2 ms on one core, 1.1 ms on two: a target of 1.5 ms needs both.
+    sim = simulate.Simulator({"a": profile("a", [2000.0], two_core_share=0.55)}, 2, "model-fcfs", {"a": 1.5},
+                             unit_overhead_us=0, stop_us=0)
+    run = sim.run([(0.0, "a")])
+    assert run["requests"][0]["latency_ms"] == pytest.approx(1.1)
+    grants = [entry for entry in run["timeline"] if entry[1] == "grant"]
+    assert grants[0][3] == [0, 1]
+
+
+def test_queue_bound_refuses_in_the_simulator_too():
+    sim = simulate.Simulator({"a": profile("a", [1000.0])}, 1, "model-fcfs", {"a": 5.0}, max_queue=1,
+                             unit_overhead_us=0, stop_us=0)
+    run = sim.run([(0.0, "a"), (0.0001, "a"), (0.0002, "a")])
+    assert run["refused"] == 1
+    assert [r["latency_ms"] is None for r in run["requests"]] == [False, False, True]
+
+
+def test_simulator_and_server_take_the_same_decisions():
+    """Not a second implementation: both modules use the runtime's one scheduling step,
+    and the simulator asks the policy object it was given."""
+    assert simulate.schedule is scheduler.schedule is server.schedule
+    assert simulate.must_yield is scheduler.must_yield is server.must_yield
+
+    asked = []
+
+    class Spy(policies.ModelFcfs):
+        name = "spy"
+
+        def unit(self, p, now, total_cores):
+            asked.append(p.model)
+            return super().unit(p, now, total_cores)
+
+    simulate.Simulator({"a": profile("a", [1000.0])}, 1, Spy(), {"a": 5.0}).run([(0.0, "a")])
+    assert asked == ["a"]
+
+
+def test_extrapolation_follows_amdahl_through_the_measured_points():
+    # 1000 µs on 1 core, 600 on 2: serial share 0.2; on 4 cores 1000 (0.2 + 0.8 / 4) = 400.
+    p, filled = simulate.extrapolate(profile("a", [1000.0], two_core_share=0.6), [1, 2, 4])
+    assert filled
+    assert p.block_us(0, 4) == pytest.approx(400.0)
+    assert p.block_us(0, 2) == pytest.approx(600.0)
+    _, filled = simulate.extrapolate(profile("a", [1000.0]), [1, 2])
+    assert not filled
+
+
+def test_rate_search_finds_the_knee_of_a_synthetic_system():
+    knee = 37.0
+    search = RateSearch(start=5.0)
+    while not search.done:
+        rate = search.next_rate()
+        search.record(rate, 1.0 if rate <= knee else 0.5)
+    assert knee / search.resolution < search.best <= knee
+    assert len(search.trials) <= search.max_trials
+
+
+def test_rate_search_ignores_a_lucky_pass_above_a_failure():
+    search = RateSearch(start=10.0)
+    for rate, share in [(10.0, 1.0), (20.0, 0.9), (40.0, 1.0)]:
+        search.record(rate, share)
+    assert search.best == 10.0
+    assert 10.0 < search.next_rate() < 20.0
+
+
+def test_rate_search_of_a_system_that_never_meets_the_target():
+    search = RateSearch(start=1.0)
+    while not search.done:
+        search.record(search.next_rate(), 0.0)
+    assert search.best == 0.0
+
+
+@pytest.mark.parametrize("text,factor,base,label", [("2", 2.0, "all", "2x@all"), ("4@1", 4.0, "1", "4x@1c"),
+                                                     ("1.5@1c", 1.5, "1", "1.5x@1c"), ("3@all", 3.0, "all", "3x@all"),
+                                                     ("4x@1c", 4.0, "1", "4x@1c")])
+def test_qos_targets_parse(text, factor, base, label):
+    target = qos_bench.parse_target(text)
+    assert (target.factor, target.base, target.label) == (factor, base, label)
+    assert target.ms({1: 10.0, 2: 6.0}, 2) == pytest.approx(factor * (6.0 if base == "all" else 10.0))
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "x", "2@0", "2@many"])
+def test_bad_qos_target_is_refused_naming_it(text):
+    from mtcc.errors import BadInput
+
+    with pytest.raises(BadInput, match="--qos"):
+        qos_bench.parse_target(text)
