@@ -77,7 +77,9 @@ def main() -> None:
         "overhead_ratio": round(statistics.median(served) / statistics.median(direct), 4),
         "block_us_median": block,
         "boundary_us_median": stats["boundary_us_median"],
-        "boundary_share_of_block": round(stats["boundary_us_median"] / block, 5) if block else None,
+        # a one-block model has no boundary to measure
+        "boundary_share_of_block": (round(stats["boundary_us_median"] / block, 5)
+                                    if block and stats["boundary_us_median"] is not None else None),
         "grant_us_median": stats["grant_us_median"],
         "round_trip_us_median": stats["round_trip_us_median"],
         "units": stats["units"], "boundaries": stats["boundaries"],

@@ -32,6 +32,7 @@ from ..runtime.policies import POLICIES
 from ..runtime.profile import ModelProfile
 from .load import drive, poisson_arrivals, summarize
 from .search import REQUIRED_SHARE, RateSearch
+from .simulate import DEFAULT_UNIT_OVERHEAD_US
 
 # Presets of the example models.  The medium mix puts a 0.4 ms model beside two 6-40 ms
 # ones: a short request behind a long one is what block boundaries are for.
@@ -236,6 +237,7 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
             say(progress, f"  {system.label:24s} " + "  ".join(
                 f"{n} p99 {out['models'][n]['p99_ms']} ms" for n in models if n in out["models"]))
         scales = _scales(servers, systems, profiles, cores)
+        unit_overhead_us = _unit_overhead_us(servers, systems)
     finally:
         for server in servers.values():
             server.close()
@@ -276,8 +278,9 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
         report["config"]["models"][n]["table_scale"] = round(scales[n], 4)  # measured / table latency
     report["summary"] = summarize_report(report, targets, headline)
     if simulate:
+        report["config"]["simulator_unit_overhead_us"] = round(unit_overhead_us, 1)
         report["simulated"] = simulate_many(profiles, scales, simulate, [s.option for s in systems if s.kind == "mtcc"],
-                                            headline, duration_s, seed, report, progress)
+                                            headline, duration_s, seed, report, progress, unit_overhead_us)
     return report
 
 
@@ -287,6 +290,16 @@ def _isolated(servers: dict, systems: list[System]) -> dict[str, dict[int, float
         if system.kind == "mtcc":
             return {n: dict(m.isolated_by_cores) for n, m in servers[system.label].models.items()}
     raise BadInput("the bench needs at least one mtcc policy (--policy): targets are set from mtcc's isolated latency")
+
+
+def _unit_overhead_us(servers, systems) -> float:
+    """What a unit cost the real servers beyond its kernels: the median scheduler round
+    trip (unit sent -> started in the tenant, finished -> seen) over every mtcc server
+    and model; the simulator charges it per unit."""
+    trips = [m.round_trip_us for system in systems if system.kind == "mtcc"
+             for m in servers[system.label].models.values()]
+    values = [v for trip in trips for v in trip]
+    return float(statistics.median(values)) if values else DEFAULT_UNIT_OVERHEAD_US
 
 
 def _scales(servers, systems, profiles, cores) -> dict[str, float]:
@@ -335,9 +348,11 @@ def summarize_report(report: dict, targets: list[Target], headline: Target) -> d
 
 
 def simulate_many(profiles: dict, scales: dict, core_counts, policies, headline: Target, duration_s: float,
-                  seed: int, report: dict, progress: Progress = None) -> list[dict]:
+                  seed: int, report: dict, progress: Progress = None,
+                  unit_overhead_us: float = DEFAULT_UNIT_OVERHEAD_US) -> list[dict]:
     """The mtcc policies on simulated cores: first on the real core count (the error
-    against the real runs), then on each of `core_counts`."""
+    against the real runs), then on each of `core_counts`; each unit costs
+    `unit_overhead_us` (the real servers' measured round trip)."""
     from ..cells import default_core_counts
     from .simulate import Simulator, extrapolate
 
@@ -357,7 +372,7 @@ def simulate_many(profiles: dict, scales: dict, core_counts, policies, headline:
             qos = dict(report["config"]["qos_ms"][headline.label])
         capacity = cores / statistics.fmean(grown[n].model_us(1) * scales.get(n, 1.0) / 1e6 for n in models)
         for policy in policies:
-            sim = Simulator(grown, cores, policy, qos, scale=scales)
+            sim = Simulator(grown, cores, policy, qos, scale=scales, unit_overhead_us=unit_overhead_us)
             search = RateSearch(start=round(0.25 * capacity, 2), max_trials=16, resolution=1.1,
                                 floor=capacity / 2000)  # simulated trials are cheap: search far down
             while not search.done:
