@@ -107,6 +107,7 @@ class Simulator:
                  stop_us: float = DEFAULT_STOP_US):
         self.profiles, self.qos_ms = profiles, qos_ms
         self.policy = make_policy(policy) if isinstance(policy, str) else policy
+        self.policy.set_targets(qos_ms)
         self.selector = make_selector(self.policy.selector)
         self.cores, self.lanes, self.max_queue = int(cores), lanes, max_queue
         self.scale = scale or {}

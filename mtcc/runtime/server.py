@@ -148,6 +148,7 @@ class Server:
                 self._measure_isolated(model, start_timeout)
                 target = (qos_ms or {}).get(model.name)
                 model.qos_ms = float(target) if target else qos_factor * model.isolated_ms
+            self.policy.set_targets({n: m.qos_ms for n, m in self.models.items()})
             unknown = set(qos_ms or {}) - set(self.models)
             if unknown:
                 raise BadInput(f"qos_ms: no model named {', '.join(sorted(unknown))} (models: {', '.join(self.models)})")
@@ -308,6 +309,7 @@ class Server:
                 if not ms or ms <= 0:
                     raise BadInput(f"qos_ms[{name!r}] = {ms}: a target must be positive")
                 self.models[name].qos_ms = float(ms)
+            self.policy.set_targets({n: m.qos_ms for n, m in self.models.items()})
 
     def stats(self) -> dict:
         """Per model: requests, failed, p50/p99/mean ms, share within QoS, conflict rate,
