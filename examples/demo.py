@@ -25,6 +25,7 @@ from rich.table import Table
 import mtcc
 from mtcc import frontend
 from mtcc.bench import baselines
+from mtcc.bench.qos import example_bundle_path
 from mtcc.runtime.loader import pin_cores
 from mtcc.target import PORTABLE_MCPU, host_portable_mcpu, make_target
 from mtcc.tune.compile import compile_module
@@ -71,7 +72,7 @@ def compare(console, name, path, schedules, model, mod, feeds, ort, want, mcpu) 
 
 def bundle_tour(console, name, path, schedules, feeds, want, mcpu) -> tuple[float, Path]:
     """Pack, load, run, list the variants, switch one task's variant, run again."""
-    bundle_path = ROOT / "build" / (f"{name}.mtcc" if mcpu == PORTABLE_MCPU else f"{name}-{mcpu}.mtcc")
+    bundle_path = example_bundle_path(ROOT, name, mcpu)
     bundle_path.parent.mkdir(exist_ok=True)
     packed = mtcc.pack(path, schedules, bundle_path, target=mcpu)
     bundle = mtcc.load(bundle_path)

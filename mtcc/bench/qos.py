@@ -403,6 +403,14 @@ def simulate_many(profiles: dict, scales: dict, core_counts, policies, headline:
     return rows
 
 
+def example_bundle_path(root: Path, name: str, mcpu: str) -> Path:
+    """Where an example model's bundle lives (the demo packs the same file): build/<name>.mtcc
+    for the committed schedules' own level, build/<name>-<level>.mtcc for another."""
+    from ..target import PORTABLE_MCPU
+
+    return root / "build" / (f"{name}.mtcc" if mcpu == PORTABLE_MCPU else f"{name}-{mcpu}.mtcc")
+
+
 def example_bundles(names, progress: Progress = None) -> tuple[dict[str, Path], dict[str, Path]]:
     """The example models' bundles under build/, packed from the committed schedules
     when missing (for this CPU's instruction-set level), and their ONNX files."""
@@ -416,7 +424,7 @@ def example_bundles(names, progress: Progress = None) -> tuple[dict[str, Path], 
         schedules = root / "schedules" / name / f"llvm-{PORTABLE_MCPU}"
         if not model.exists():
             raise BadInput(f"{model}: no such example model (make models creates them)")
-        path = root / "build" / (f"{name}.mtcc" if mcpu == PORTABLE_MCPU else f"{name}-{mcpu}.mtcc")
+        path = example_bundle_path(root, name, mcpu)
         if not path.exists():
             import mtcc
 

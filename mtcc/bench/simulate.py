@@ -28,7 +28,7 @@ from ..runtime.cores import CoreAllocator
 from ..runtime.policies import Pending, Policy, make_policy
 from ..runtime.pressure import thresholds
 from ..runtime.profile import ModelProfile
-from ..runtime.scheduler import Waiting, must_yield, schedule
+from ..runtime.scheduler import Waiting, must_yield, schedule, waiting_of
 from ..runtime.selector import make_selector
 
 # What a unit and a stop point cost the real server beyond the tables' kernels
@@ -157,15 +157,7 @@ class Simulator:
 
     # -- the server's step, on simulated lanes ---------------------------------------------
     def _waiting(self) -> list[Waiting]:
-        out = []
-        for model, lanes in self.lane_of.items():
-            for k, r in enumerate(lanes):
-                if r is not None and not r.running:
-                    out.append(Waiting(r.pending, ("lane", model, k), (r, k)))
-            free = [k for k, r in enumerate(lanes) if r is None]
-            for r, k in zip(list(self.queues[model]), free):
-                out.append(Waiting(r.pending, ("lane", model, k), (r, k)))
-        return out
+        return [w for model, lanes in self.lane_of.items() for w in waiting_of(model, lanes, self.queues[model])]
 
     def _dispatch(self) -> None:
         step = schedule(self.policy, self.allocator, self._waiting(), self.now)

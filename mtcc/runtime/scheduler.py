@@ -41,6 +41,18 @@ class Step:
     best_blocked: tuple | None   # priority of the best unit left waiting (None: nobody waits)
 
 
+def waiting_of(model: str, lanes: list, queue) -> list[Waiting]:
+    """What one model has ready to run: each bound lane's next unit (a request whose
+    unit ended), then queued requests on the free lanes, in queue order.  `lanes[k]` is
+    the request bound to lane k or None; requests have `.pending` and `.running`.  Each
+    Waiting's item is (request, lane index); its holder ("lane", model, k)."""
+    out = [Waiting(r.pending, ("lane", model, k), (r, k)) for k, r in enumerate(lanes)
+           if r is not None and not r.running]
+    free = [k for k, r in enumerate(lanes) if r is None]
+    out += [Waiting(r.pending, ("lane", model, k), (r, k)) for r, k in zip(list(queue), free)]
+    return out
+
+
 def schedule(policy: Policy, allocator, waiting: list[Waiting], now: float) -> Step:
     """Serve waiting units in the policy's priority order.  A unit gets the cores its
     policy wants, or -- where the policy does not wait for its planned cores -- what is

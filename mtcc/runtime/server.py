@@ -37,7 +37,7 @@ from .cores import CoreAllocator
 from .loader import check_feeds
 from .policies import Pending, make_policy
 from .profile import ModelProfile
-from .scheduler import Waiting, must_yield, schedule
+from .scheduler import Waiting, must_yield, schedule, waiting_of
 
 DEFAULT_QOS_FACTOR = 2.0       # default target: 2x the isolated latency on all the server's cores
 DEFAULT_MAX_QUEUE = 64         # requests waiting per model before submit refuses
@@ -462,19 +462,9 @@ class Server:
         self._start_tenant(m)  # from its verified bundle; queued requests wait until it is ready
 
     def _waiting(self) -> list[Waiting]:
-        """Every request that could run now: a bound lane's next unit, then queued
-        requests on free lanes."""
-        out = []
-        for m in self.models.values():
-            if not m.ready.is_set() or m.failure:
-                continue
-            for k, lane in enumerate(m.lanes):
-                if lane.request is not None and not lane.request.running:
-                    out.append(Waiting(lane.request.pending, ("lane", m.name, k), (lane.request, k)))
-            free_lanes = [k for k, lane in enumerate(m.lanes) if lane.request is None]
-            for r, k in zip(list(m.queue), free_lanes):
-                out.append(Waiting(r.pending, ("lane", m.name, k), (r, k)))
-        return out
+        """Every request that could run now, of every tenant that is up."""
+        return [w for m in self.models.values() if m.ready.is_set() and not m.failure
+                for w in waiting_of(m.name, [lane.request for lane in m.lanes], m.queue)]
 
     def _dispatch(self) -> None:
         now = time.monotonic()
