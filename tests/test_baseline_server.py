@@ -212,8 +212,8 @@ def test_close_fails_unfinished_requests(models, reference, monkeypatch):
 def test_worker_that_cannot_start_is_reported_naming_the_model(models, monkeypatch):
     real_load = frontend.load
 
-    def wrong_dtype(path):  # the worker's warm-up then feeds float64 to a float32 model
-        model = real_load(path)
+    def wrong_dtype(path, **options):  # the worker's warm-up then feeds float64 to a float32 model
+        model = real_load(path, **options)
         model.inputs = [frontend.TensorInfo(i.name, i.shape, "float64") for i in model.inputs]
         return model
 

@@ -92,6 +92,11 @@ def test_concurrent_requests_give_onnxruntime_outputs(bundles, reference, policy
         s = stats["models"][name]
         assert s["requests"] == 3 and s["failed"] == 0 and s["units"] >= 3
         assert 0.0 <= s["conflict_rate"] <= 1.0 and s["qos_ms"] > 0
+        # The server measured every block alone at each core count and plans with that.
+        assert sorted(s["block_us_by_cores"]) == list(range(1, len(stats["cores"]) + 1))
+        assert all(len(row) == len(server.models[name].profile.blocks) and min(row) > 0
+                   for row in s["block_us_by_cores"].values())
+        assert server.models[name].profile.model_us(1) == pytest.approx(sum(s["block_us_by_cores"][1]), rel=1e-3)
     # Every grant was given back, and no core was held by two lanes at once.
     held: dict[int, object] = {}
     for _, what, holder, cores in stats["timeline"]:
@@ -102,6 +107,52 @@ def test_concurrent_requests_give_onnxruntime_outputs(bundles, reference, policy
             else:
                 assert held.pop(c) == holder
     assert held == {}
+
+
+def test_lanes_run_one_models_requests_at_once_on_disjoint_cores(bundles, reference):
+    # One model on 2 cores: two lanes by default (scheduler.default_lanes), so four
+    # requests submitted together run two at a time, each on its own core, with
+    # ONNX Runtime's outputs.
+    import mtcc
+
+    with mtcc.Server({"squeezenet": bundles["squeezenet"]}, cores=[0, 1], policy="model-fcfs",
+                     qos_ms={"squeezenet": 1e6}) as server:  # a loose target: one core each
+        assert server.lanes == 2
+        futures = [(server.submit("squeezenet", reference["squeezenet"][k % 2][0]), k % 2) for k in range(4)]
+        for future, k in futures:
+            _, want, names = reference["squeezenet"][k]
+            _check(future.result(timeout=300), want, names)
+        timeline = server.stats()["timeline"]
+    held, most = {}, 0
+    for _, what, holder, cores in timeline:
+        for c in cores:
+            if what == "grant":
+                assert c not in held, f"core {c} granted twice"
+                held[c] = holder
+            else:
+                assert held.pop(c) == holder
+        most = max(most, len(set(held.values())))
+    assert most == 2, "two lanes never held cores at the same time"
+
+
+def test_an_idle_tenant_leaves_its_cores_free(bundles, reference, monkeypatch):
+    # TVM's pool workers spin ~240 ms after each run by default, on cores the server
+    # may have granted to someone else meanwhile; a tenant's pool must go to sleep.
+    import psutil
+
+    import mtcc
+
+    monkeypatch.delenv("TVM_THREAD_POOL_SPIN_COUNT", raising=False)
+    with mtcc.Server({"transformer": bundles["transformer"]}, cores=[0, 1], lanes=1, policy="block",
+                     qos_ms={"transformer": 1e-3}) as server:  # a tight target: both cores
+        tenant = psutil.Process(server.models["transformer"].process.pid)
+        for _ in range(3):
+            server.submit("transformer", reference["transformer"][0][0]).result(timeout=300)
+            time.sleep(0.01)
+        before = sum(tenant.cpu_times()[:2])
+        time.sleep(0.5)
+        burnt_ms = 1e3 * (sum(tenant.cpu_times()[:2]) - before)
+    assert burnt_ms < 50, f"the idle tenant burnt {burnt_ms:.0f} ms of CPU in 0.5 s"
 
 
 def test_bad_requests_are_refused_at_submit(bundles):

@@ -29,10 +29,21 @@ def latencies(run) -> dict:
 def test_one_lane_serves_a_model_in_arrival_order():
     # 1 ms alone on one core; the second request waits for the first (one lane).
     sim = simulate.Simulator({"a": profile("a", [1000.0])}, cores=2, policy="model-fcfs", qos_ms={"a": 2.0},
-                             unit_overhead_us=0, stop_us=0)
+                             lanes=1, unit_overhead_us=0, stop_us=0)
     got = latencies(sim.run([(0.0, "a"), (0.0001, "a")]))
     assert got[("a", 0.0)] == pytest.approx(1.0)
     assert got[("a", 0.0001)] == pytest.approx(1.9)
+
+
+def test_two_lanes_serve_two_requests_of_one_model_at_once():
+    # The default on 2 cores and one model: two lanes, so the second request runs on
+    # the other core at once (1 ms) instead of after the first (1.9 ms).
+    assert server.default_lanes(2, 1) == 2 and server.default_lanes(16, 2) == 8 and server.default_lanes(2, 3) == 1
+    sim = simulate.Simulator({"a": profile("a", [1000.0])}, cores=2, policy="model-fcfs", qos_ms={"a": 2.0},
+                             unit_overhead_us=0, stop_us=0)
+    got = latencies(sim.run([(0.0, "a"), (0.0001, "a")]))
+    assert got[("a", 0.0)] == pytest.approx(1.0)
+    assert got[("a", 0.0001)] == pytest.approx(1.0)
 
 
 def test_block_boundary_lets_a_short_request_pass_a_long_one():
@@ -156,3 +167,39 @@ def test_block_rule_keeps_a_core_for_a_tighter_model():
     alone = latencies(simulate.Simulator({"a": profiles["a"]}, 2, "block", {"a": 25.0},
                                          unit_overhead_us=0, stop_us=0).run([(0.0, "a")]))
     assert alone[("a", 0.0)] == pytest.approx(11.0)
+
+
+def test_calibration_puts_this_machines_block_times_under_every_prediction():
+    # Tables: 1 ms on one core, 0.6 ms on two (packing machine).  Measured here: 2 ms and
+    # 0.5 ms.  Level `high` keeps its table ratio (x1.5) on top of the measured time.
+    p = profile("a", [1000.0, 400.0], two_core_share=0.6)
+    p.variants["a_t0"][0].latency_us["1c/high"] = 1500.0
+    assert p.block_us(0, 2) == pytest.approx(600.0)
+    p.calibrate({1: [2000.0, 400.0], 2: [500.0, 240.0], 4: [300.0, 240.0]})
+    assert p.block_us(0, 1) == pytest.approx(2000.0)
+    assert p.block_us(0, 2) == pytest.approx(500.0)
+    assert p.block_us(0, 1, "high") == pytest.approx(3000.0)
+    assert p.block_us(0, 4) == pytest.approx(300.0)   # measured beyond the tables' 2 cores
+    assert p.block_us(0, 8) == pytest.approx(300.0)   # past the measured counts: the most measured
+    assert p.model_us(2) == pytest.approx(740.0)
+    assert p.block_slowdowns(0, 1)["high"] == pytest.approx(1.5)
+    costs, suffix = p.cost_tables("block", 4)
+    assert costs[4] == pytest.approx([300.0, 240.0]) and suffix[1][0] == pytest.approx(2400.0)
+    calls, _ = p.cost_tables("call", 2)
+    assert calls[2] == pytest.approx([500.0, 240.0])
+    with pytest.raises(ValueError, match="2 blocks"):
+        p.calibrate({1: [1.0]})
+
+
+def test_a_block_that_scales_only_on_this_machine_gets_the_cores():
+    # The tables say the block does not scale (1 ms on one core and on two); this machine
+    # measured 2 ms on one core and 0.8 ms on two: with a 1.5 ms target the calibrated
+    # server gives it both cores and meets it, the uncalibrated one cannot.
+    def run(calibrated):
+        p = profile("a", [1000.0], two_core_share=1.0)
+        if calibrated:
+            p.calibrate({1: [2000.0], 2: [800.0]})
+        sim = simulate.Simulator({"a": p}, 2, "block", {"a": 1.5}, unit_overhead_us=0, stop_us=0)
+        return latencies(sim.run([(0.0, "a")]))[("a", 0.0)]
+    assert run(True) == pytest.approx(0.8)
+    assert run(False) == pytest.approx(1.0)  # one core, as its tables promise

@@ -86,6 +86,17 @@ class _Worker:
     failed: int = 0
 
 
+def check_installed(system: str) -> None:
+    """EnvironmentProblem naming the package when a baseline's runtime is missing (the
+    bench asks before it starts anything)."""
+    import importlib.util
+
+    package = "openvino" if system.startswith("openvino") else system
+    if importlib.util.find_spec(package) is None:
+        raise EnvironmentProblem(f"{system}: {package} is not installed (pip install {package}), "
+                                 "or leave this baseline out")
+
+
 class BaselineServer:
     """ONNX Runtime / OpenVINO serving several models on a set of cores, one worker
     process per model, each running one request at a time from its model's FIFO queue.
@@ -125,11 +136,7 @@ class BaselineServer:
         self.cores = sorted(int(c) for c in (cores if cores is not None else allowed))
         if not self.cores or any(c not in allowed for c in self.cores):
             raise BadInput(f"cores {self.cores}: this process may use {allowed}")
-        if system.startswith("openvino"):
-            import importlib.util
-
-            if importlib.util.find_spec("openvino") is None:
-                raise EnvironmentProblem(f"{system}: openvino is not installed (pip install openvino)")
+        check_installed(system)
         self.system, self.layout, self.max_queue = system, layout, max_queue
         self._workers: dict[str, _Worker] = {}
         self._ids = itertools.count()
@@ -143,7 +150,7 @@ class BaselineServer:
         else:
             core_sets = [self.cores] * len(models)
         for (name, path), worker_cores in zip(models.items(), core_sets):
-            model = frontend.load(path)  # BadInput for a missing file or a dynamic input shape
+            model = frontend.load(path, for_tvm=False)  # BadInput for a missing file or a dynamic input shape
             threads = len(worker_cores) if layout == "pinned" else max(1, len(self.cores) // len(models))
             self._workers[str(name)] = _Worker(str(name), Path(path), [i.as_dict() for i in model.inputs],
                                                list(worker_cores), threads)

@@ -326,8 +326,9 @@ def core_timeline(timeline: list[tuple[float, str, str, list[int]]], cores: list
     handles = [Patch(facecolor=colours[m]) for m in models]
     if handles:
         if len(handles) <= CROWDED_LEGEND:
-            figure.legend(handles, models, loc="outside right upper", fontsize="small", title="model",
-                          title_fontsize="small", frameon=False)
+            # below the axes: on the right a long title (system, cores, CPU) ran over it
+            figure.legend(handles, models, loc="outside lower center", ncols=len(handles), fontsize="small",
+                          title="model", title_fontsize="small", frameon=False)
         else:
             _place_legend(figure, axes, handles, models, title="model")
     return _save(figure, path)

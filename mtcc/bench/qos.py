@@ -30,6 +30,7 @@ from ..interference import machine
 from ..progress import Progress, say
 from ..runtime.policies import POLICIES
 from ..runtime.profile import ModelProfile
+from ..runtime.scheduler import default_lanes
 from .load import drive, poisson_arrivals, summarize
 from .search import REQUIRED_SHARE, RateSearch
 from .simulate import DEFAULT_UNIT_OVERHEAD_US
@@ -114,11 +115,12 @@ def random_feeds(profile: ModelProfile, seed: int = 0) -> dict:
     return random_inputs(types.SimpleNamespace(inputs=inputs), seed)
 
 
-def _open(system: System, bundles: dict, onnx: dict, cores, qos_ms: dict | None):
+def _open(system: System, bundles: dict, onnx: dict, cores, qos_ms: dict | None, lanes: int | None = None):
     if system.kind == "mtcc":
         import mtcc
 
-        return mtcc.Server({n: str(p) for n, p in bundles.items()}, cores=cores, policy=system.option, qos_ms=qos_ms)
+        return mtcc.Server({n: str(p) for n, p in bundles.items()}, cores=cores, policy=system.option, qos_ms=qos_ms,
+                           lanes=lanes)
     from .baseline_server import BaselineServer
 
     return BaselineServer({n: str(p) for n, p in onnx.items()}, system=system.kind, layout=system.option, cores=cores)
@@ -168,7 +170,8 @@ def _timeline(server, since: int) -> list:
 def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[System],
               targets: list[Target], headline: Target, duration_s: float = 8.0, seed: int = 0,
               rate: float | None = None, repeats: int = 1, simulate: tuple[int, ...] = (),
-              max_trials: int = 10, min_requests: int = 200, progress: Progress = None) -> dict:
+              max_trials: int = 10, min_requests: int = 200, lanes: int | None = None,
+              progress: Progress = None) -> dict:
     """The whole benchmark; returns the report (see `mtcc bench --json`)."""
     import os
 
@@ -183,7 +186,7 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
     servers: dict[str, object] = {}
     try:
         for system in systems:
-            servers[system.label] = _open(system, bundles, onnx, cores, None)
+            servers[system.label] = _open(system, bundles, onnx, cores, None, lanes)
             say(progress, f"  {system.label}: ready")
         isolated = _isolated(servers, systems)
         qos = {t.label: {n: round(t.ms(isolated[n], len(cores)), 4) for n in models} for t in targets}
@@ -237,6 +240,7 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
             say(progress, f"  {system.label:24s} " + "  ".join(
                 f"{n} p99 {out['models'][n]['p99_ms']} ms" for n in models if n in out["models"]))
         scales = _scales(servers, systems, profiles, cores)
+        profiles = _calibrated(servers, systems, profiles)
         unit_overhead_us = _unit_overhead_us(servers, systems)
     finally:
         for server in servers.values():
@@ -252,7 +256,8 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
                                   "isolated_ms_by_cores": isolated[n]} for n in models},
                    "qos_ms": qos, "headline_qos": headline.label, "duration_s": duration_s, "seed": seed,
                    "repeats": repeats, "min_requests": min_requests, "required_share": REQUIRED_SHARE, "warmup_s": min(WARMUP_MAX_S, WARMUP_SHARE * duration_s),
-                   "fixed_rate": round(fixed_rate, 3), "systems": [s.label for s in systems]},
+                   "fixed_rate": round(fixed_rate, 3), "systems": [s.label for s in systems],
+                   "lanes": lanes or default_lanes(len(cores), len(models))},
         "results": [], "searches": {}, "fixed": {}, "summary": {}, "simulated": [],
     }
     for t in targets:
@@ -275,12 +280,13 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
                                                    for n in models},
                                   "timeline": out.get("timeline", [])}
     for n in models:
-        report["config"]["models"][n]["table_scale"] = round(scales[n], 4)  # measured / table latency
+        report["config"]["models"][n]["table_scale"] = round(scales[n], 4)  # measured / calibrated tables
+        report["config"]["models"][n]["block_us_by_cores"] = profiles[n].measured_block_us
     report["summary"] = summarize_report(report, targets, headline)
     if simulate:
         report["config"]["simulator_unit_overhead_us"] = round(unit_overhead_us, 1)
         report["simulated"] = simulate_many(profiles, scales, simulate, [s.option for s in systems if s.kind == "mtcc"],
-                                            headline, duration_s, seed, report, progress, unit_overhead_us)
+                                            headline, duration_s, seed, report, progress, unit_overhead_us, lanes)
     return report
 
 
@@ -300,6 +306,15 @@ def _unit_overhead_us(servers, systems) -> float:
              for m in servers[system.label].models.values()]
     values = [v for trip in trips for v in trip]
     return float(statistics.median(values)) if values else DEFAULT_UNIT_OVERHEAD_US
+
+
+def _calibrated(servers, systems, profiles) -> dict:
+    """The first mtcc server's profiles, calibrated to this machine's block times at
+    every core count (what its policies planned with; the simulator starts from them)."""
+    for system in systems:
+        if system.kind == "mtcc":
+            return {n: m.profile for n, m in servers[system.label].models.items()}
+    return profiles
 
 
 def _scales(servers, systems, profiles, cores) -> dict[str, float]:
@@ -349,7 +364,7 @@ def summarize_report(report: dict, targets: list[Target], headline: Target) -> d
 
 def simulate_many(profiles: dict, scales: dict, core_counts, policies, headline: Target, duration_s: float,
                   seed: int, report: dict, progress: Progress = None,
-                  unit_overhead_us: float = DEFAULT_UNIT_OVERHEAD_US) -> list[dict]:
+                  unit_overhead_us: float = DEFAULT_UNIT_OVERHEAD_US, lanes: int | None = None) -> list[dict]:
     """The mtcc policies on simulated cores: first on the real core count (the error
     against the real runs), then on each of `core_counts`; each unit costs
     `unit_overhead_us` (the real servers' measured round trip)."""
@@ -372,7 +387,7 @@ def simulate_many(profiles: dict, scales: dict, core_counts, policies, headline:
             qos = dict(report["config"]["qos_ms"][headline.label])
         capacity = cores / statistics.fmean(grown[n].model_us(1) * scales.get(n, 1.0) / 1e6 for n in models)
         for policy in policies:
-            sim = Simulator(grown, cores, policy, qos, scale=scales, unit_overhead_us=unit_overhead_us)
+            sim = Simulator(grown, cores, policy, qos, scale=scales, unit_overhead_us=unit_overhead_us, lanes=lanes)
             search = RateSearch(start=round(0.25 * capacity, 2), max_trials=16, resolution=1.1,
                                 floor=capacity / 2000)  # simulated trials are cheap: search far down
             while not search.done:

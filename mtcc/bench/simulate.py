@@ -28,7 +28,7 @@ from ..runtime.cores import CoreAllocator
 from ..runtime.policies import Pending, Policy, make_policy
 from ..runtime.pressure import thresholds
 from ..runtime.profile import ModelProfile
-from ..runtime.scheduler import Waiting, must_yield, schedule, waiting_of
+from ..runtime.scheduler import Waiting, default_lanes, must_yield, schedule, waiting_of
 from ..runtime.selector import make_selector
 
 # What a unit and a stop point cost the real server beyond the tables' kernels
@@ -102,14 +102,15 @@ class Simulator:
     table latency} (1.0: the tables are the truth); `lanes` and `max_queue` as in Server."""
 
     def __init__(self, profiles: dict[str, ModelProfile], cores: int, policy: str | Policy,
-                 qos_ms: dict[str, float], *, lanes: int = 1, max_queue: int = 64,
+                 qos_ms: dict[str, float], *, lanes: int | None = None, max_queue: int = 64,
                  scale: dict[str, float] | None = None, unit_overhead_us: float = DEFAULT_UNIT_OVERHEAD_US,
                  stop_us: float = DEFAULT_STOP_US):
         self.profiles, self.qos_ms = profiles, qos_ms
         self.policy = make_policy(policy) if isinstance(policy, str) else policy
         self.policy.set_targets(qos_ms)
         self.selector = make_selector(self.policy.selector)
-        self.cores, self.lanes, self.max_queue = int(cores), lanes, max_queue
+        self.cores, self.max_queue = int(cores), max_queue
+        self.lanes = lanes if lanes is not None else default_lanes(self.cores, len(profiles))
         self.scale = scale or {}
         self.unit_overhead_us, self.stop_us = unit_overhead_us, stop_us
 
@@ -204,8 +205,9 @@ class Simulator:
         choice = self.selector.choose(profile, block, r.cores, level)
         if any(choice[t] != profile.default[t] for t in choice):
             self.switched_blocks += 1
-        us = sum(profile.call_us(task, choice.get(task, profile.default[task]), r.cores, level)
-                 for task in profile.call_tasks[at:cut])
+        us = profile.factor(block, r.cores) * sum(  # factor: the server's calibration, if any
+            profile.call_us(task, choice.get(task, profile.default[task]), r.cores, level)
+            for task in profile.call_tasks[at:cut])
         us = us * self.scale.get(r.model, 1.0) + extra_us + (self.stop_us if cut in r.stops else 0.0)
         heapq.heappush(self.events, (self.now + us / 1e6, next(self.seq), "segment", (r, cut)))
 

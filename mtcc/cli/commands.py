@@ -332,6 +332,8 @@ model has 99 % of its requests within target.
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--searches", type=click.IntRange(min=1), default=1, show_default=True, help="Rate searches per system (their spread is reported).")
 @click.option("--max-trials", type=click.IntRange(min=2), default=10, show_default=True, help="Trials per rate search at most.")
+@click.option("--lanes", type=click.IntRange(min=1),
+              help="Requests of one model mtcc runs at once (default: the cores shared out among the models).")
 @click.option("--plots", "plots", type=click.Path(path_type=Path), help="Write PNG plots into this folder.")
 @click.option("--fail-under", type=float, help="Exit 1 when block-adaptive / model-fcfs best rate is below this.")
 @click.option("--simulate", "simulate", multiple=True, type=click.IntRange(min=1), help="Also simulate this many cores (repeatable).")
@@ -345,7 +347,7 @@ model has 99 % of its requests within target.
               help="--single: timed runs per system.")
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="--single: untimed runs first.")
 def bench_cmd(paths, single, mix, policies, baselines, no_baselines, qos, rate, duration, min_requests, seed, searches, max_trials,
-              plots, fail_under, simulate, onnx_paths, schedules, threads, repeats, warmup, as_json):
+              lanes, plots, fail_under, simulate, onnx_paths, schedules, threads, repeats, warmup, as_json):
     """Requests served within their latency targets: every mtcc policy against ONNX
     Runtime and OpenVINO on the same load, in one run (or --single: isolated latency)."""
     console = make_console()
@@ -357,19 +359,23 @@ def bench_cmd(paths, single, mix, policies, baselines, no_baselines, qos, rate, 
         raise BadInput("give bundles or --mix, not both")
     qos_bench.check_policies(policies)  # flags first: refuse before any packing or serving
     targets = [qos_bench.parse_target(q) for q in qos] or list(qos_bench.DEFAULT_GRID)
+    systems = qos_bench.systems_for(policies or qos_bench.MTCC_POLICIES,
+                                    () if no_baselines else (baselines or ("onnxruntime", "openvino")))
+    from ..bench.baseline_server import check_installed
+
+    for kind in sorted({s.kind for s in systems if s.kind != "mtcc"}):
+        check_installed(kind)
     if paths:
         bundles, onnx = _named_bundles(paths, onnx_paths)
     else:
         bundles, onnx = qos_bench.example_bundles(qos_bench.MIXES[mix or "light"], progress=console.print)
     headline = targets[0] if len(qos) == 1 else next((t for t in targets if t == qos_bench.Target(2.0)), targets[0])
-    systems = qos_bench.systems_for(policies or qos_bench.MTCC_POLICIES,
-                                    () if no_baselines else (baselines or ("onnxruntime", "openvino")))
     missing = [n for n in bundles if n not in onnx and any(s.kind != "mtcc" for s in systems)]
     if missing:
         raise BadInput(f"no ONNX file for {', '.join(missing)}: give --onnx per bundle, or --no-baselines")
     report = qos_bench.bench_mix(bundles, onnx, systems=systems, targets=targets, headline=headline,
                                  duration_s=duration, seed=seed, rate=rate, repeats=searches,
-                                 simulate=tuple(simulate), max_trials=max_trials, min_requests=min_requests,
+                                 simulate=tuple(simulate), max_trials=max_trials, min_requests=min_requests, lanes=lanes,
                                  progress=console.print)
     if plots:
         report["plots"] = [str(p) for p in render.bench_plots(report, plots)]

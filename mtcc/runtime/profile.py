@@ -10,6 +10,13 @@ measured one, never by assuming linear speed-up:
 - a level that was not measurable at these cores (no free core for the stressor):
   the latency at these cores alone x that level's slowdown at the largest core count
   where it was measured.
+
+The tables were measured where the bundle was packed, at few core counts.  A server
+measures every block alone at each of its core counts when it starts and `calibrate`s
+its profile with them: from then on a block's prediction at level `none` with the
+default variants is what this machine measured, and other variants and levels keep
+their tables' ratio to it.  So a block's cores on a 16-core server come from how it
+scaled there, not from the 1- and 2-core cells of the packing machine.
 """
 from __future__ import annotations
 
@@ -94,6 +101,8 @@ class ModelProfile:
                 self.blocks[0].calls[task] = self.blocks[0].calls.get(task, 0) + 1
         self._call_us: dict = {}  # predictions are asked for at every dispatch: computed once
         self._tables: dict = {}
+        self._factor: dict = {}   # (block, cores) -> measured here / table (calibrate)
+        self.measured_block_us: dict[int, list[float]] = {}
         self._block_ends = [b.end for b in self.blocks]
         cells = {k for vs in self.variants.values() for v in vs for k in v.latency_us}
         self.core_counts = sorted({parse_cell(k)[0] for k in cells}) or [1]
@@ -122,11 +131,35 @@ class ModelProfile:
             value = self._call_us[key] = value or 0.0
         return value
 
-    def block_us(self, block: int, cores: int, level: str = "none", choice: dict | None = None) -> float:
-        """Predicted µs of a block for a variant choice {task: id} (default variants)."""
+    def calibrate(self, block_us_by_cores: dict) -> None:
+        """Install this machine's measured µs of every block ({cores: [µs of block k]},
+        default variants, alone): see the module doc."""
+        factor = {}
+        for cores, row in block_us_by_cores.items():
+            if len(row) != len(self.blocks):
+                raise ValueError(f"{self.name}: {len(row)} block times for {len(self.blocks)} blocks")
+            for block, us in enumerate(row):
+                table = self._table_block_us(block, int(cores), "none", None)
+                factor[(block, int(cores))] = float(us) / table if table > 0 and us > 0 else 1.0
+        self._factor = factor
+        self.measured_block_us = {int(c): [round(float(us), 2) for us in row] for c, row in sorted(block_us_by_cores.items())}
+        self._tables.clear()
+
+    def factor(self, block: int, cores: int) -> float:
+        """Measured / table µs of a block at `cores` (the most measured cores up to it)."""
+        if not self._factor:
+            return 1.0
+        counts = [c for c in self.measured_block_us if c <= cores] or sorted(self.measured_block_us)[:1]
+        return self._factor.get((block, max(counts)), 1.0)
+
+    def _table_block_us(self, block: int, cores: int, level: str, choice: dict | None) -> float:
         b = self.blocks[block]
         return sum(n * self.call_us(task, (choice or {}).get(task, self.default[task]), cores, level)
                    for task, n in b.calls.items())
+
+    def block_us(self, block: int, cores: int, level: str = "none", choice: dict | None = None) -> float:
+        """Predicted µs of a block for a variant choice {task: id} (default variants)."""
+        return self.factor(block, cores) * self._table_block_us(block, cores, level, choice)
 
     def model_us(self, cores: int, level: str = "none", choice: dict | None = None) -> float:
         return sum(self.block_us(k, cores, level, choice) for k in range(len(self.blocks)))
@@ -161,7 +194,7 @@ class ModelProfile:
                 count = len(tasks)
 
                 def cost(k, c):
-                    return self.call_us(tasks[k], self.default[tasks[k]], c)
+                    return self.factor(self.block_of(k), c) * self.call_us(tasks[k], self.default[tasks[k]], c)
             costs = {c: [cost(k, c) for k in range(count)] for c in range(1, total_cores + 1)}
             suffix = {}
             for c, row in costs.items():

@@ -32,12 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInput, MtccError
+from ..threads import tenant_thread_env
 from . import shm
 from .cores import CoreAllocator
 from .loader import check_feeds
 from .policies import Pending, make_policy
 from .profile import ModelProfile
-from .scheduler import Waiting, must_yield, schedule, waiting_of
+from .scheduler import Waiting, default_lanes, must_yield, schedule, waiting_of
 
 DEFAULT_QOS_FACTOR = 2.0       # default target: 2x the isolated latency on all the server's cores
 DEFAULT_MAX_QUEUE = 64         # requests waiting per model before submit refuses
@@ -116,18 +117,23 @@ class Server:
     bundle's model); `cores`: core ids (default: every core this process may use);
     `policy`: model-fcfs | model-edf | layer | block | block-adaptive; `qos_ms`:
     {name: target ms} (default DEFAULT_QOS_FACTOR x the isolated latency on all cores,
-    measured at start); `lanes`: concurrent requests per model."""
+    measured at start); `lanes`: requests of one model that may run at once (default:
+    scheduler.default_lanes, the cores shared out among the models)."""
 
     def __init__(self, bundles, cores=None, policy: str = "block-adaptive", qos_ms=None, *,
-                 lanes: int = 1, max_queue: int = DEFAULT_MAX_QUEUE, qos_factor: float = DEFAULT_QOS_FACTOR,
+                 lanes: int | None = None, max_queue: int = DEFAULT_MAX_QUEUE, qos_factor: float = DEFAULT_QOS_FACTOR,
                  start_timeout: float = START_TIMEOUT_S):
         self.policy = make_policy(policy)
         allowed = sorted(os.sched_getaffinity(0))
         self.cores = sorted(int(c) for c in (cores if cores is not None else allowed))
         if not self.cores or any(c not in allowed for c in self.cores):
             raise BadInput(f"cores {self.cores}: this process may use {allowed}")
+        named = self._named(bundles)
+        if lanes is None:
+            lanes = default_lanes(len(self.cores), len(named))
         if lanes < 1 or max_queue < 1:
             raise BadInput("lanes and max_queue must be at least 1")
+        self.lanes = lanes
         self.allocator = CoreAllocator(self.cores)
         self.models: dict[str, Model] = {}
         self._ids = itertools.count()
@@ -138,7 +144,7 @@ class Server:
         self._completions: list = []     # futures to complete once the lock is released
         self.started = time.monotonic()
         try:
-            for name, path in self._named(bundles).items():
+            for name, path in named.items():
                 self.models[name] = Model(name, path, lanes, max_queue)
             for model in self.models.values():
                 self._start_tenant(model)
@@ -199,7 +205,7 @@ class Server:
                 "cores": self.cores, "parent": os.getpid(), "pdeathsig": pdeathsig_usable(),
                 "fd": theirs[0].fileno(), "lane_fds": [t.fileno() for t in theirs[1:]]}
         root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "TVM_NUM_THREADS": str(len(self.cores)),  # the pool size every lane starts with
+        env = {**os.environ, **tenant_thread_env(len(self.cores)),  # the pool size every lane starts with
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MTCC_TENANT": json.dumps(spec),
                "PYTHONPATH": root + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
         cores = set(self.cores)
@@ -260,9 +266,10 @@ class Server:
             raise TenantFailed(f"{model.path}: tenant of {model.name} failed to start ({model.failure})")
 
     def _measure_isolated(self, model: Model, timeout: float, repeat: int = 5) -> None:
-        """The model alone on all the server's cores (median of `repeat`): the default
-        target's base, and `scale`, how this machine's times relate to the bundle's
-        tables (they may have been measured on another CPU)."""
+        """The model alone on 1 .. all the server's cores (median of `repeat`): the default
+        target's base; its blocks' times, which calibrate the profile's tables to this
+        machine at every core count (profile.calibrate); and `scale`, what is left between
+        the calibrated tables and the whole model's time (about 1)."""
         model.lane_conns[0].send({"op": "time", "lane": 0, "request": None, "cores": self.cores, "repeat": repeat})
         try:
             msg = model.timed.get(timeout=timeout)
@@ -271,6 +278,7 @@ class Server:
         by_cores = {int(n): statistics.median(v) for n, v in msg["ms"].items()}
         model.isolated_by_cores = {n: round(v, 3) for n, v in sorted(by_cores.items())}
         model.isolated_ms = by_cores[len(self.cores)]
+        model.profile.calibrate({int(n): row for n, row in msg["blocks_us"].items()})
         predicted_ms = model.profile.model_us(len(self.cores)) / 1e3
         model.scale = model.isolated_ms / predicted_ms if predicted_ms else 1.0
 
@@ -314,13 +322,14 @@ class Server:
     def stats(self) -> dict:
         """Per model: requests, failed, p50/p99/mean ms, share within QoS, conflict rate,
         block-boundary cost; and the core-grant timeline."""
-        out = {"policy": self.policy.name, "cores": self.cores, "models": {}}
+        out = {"policy": self.policy.name, "cores": self.cores, "lanes": self.lanes, "models": {}}
         for m in self.models.values():
             lat = sorted(m.latencies_ms)
             out["models"][m.name] = {
                 "requests": len(lat), "failed": m.failed, "qos_ms": round(m.qos_ms, 3),
                 "isolated_ms": round(m.isolated_ms, 3) if m.isolated_ms else None,
                 "isolated_ms_by_cores": m.isolated_by_cores,
+                "block_us_by_cores": m.profile.measured_block_us,
                 "p50_ms": round(statistics.median(lat), 3) if lat else None,
                 "p99_ms": round(float(np.percentile(lat, 99)), 3) if lat else None,
                 "mean_ms": round(statistics.fmean(lat), 3) if lat else None,

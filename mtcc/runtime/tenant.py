@@ -19,6 +19,7 @@ thread itself (server -> lane {"op": "run" | "time", ...}; lane -> server {"op":
 from __future__ import annotations
 
 import os
+import statistics
 import threading
 import time
 import traceback
@@ -55,29 +56,32 @@ class Lane(threading.Thread):
 
     def _time(self, unit: dict) -> dict:
         """The model alone, default variants, `repeat` times on 1, 2, ... up to the unit's
-        cores: the isolated latency the server sets default targets from, and each block's
-        observed / predicted ratio, the pressure proxy's baseline."""
+        cores: the isolated latency the server sets default targets from, each block's
+        median µs (the server calibrates its tables with them), and each block's observed
+        / predicted ratio, the pressure proxy's baseline."""
         profile, ex = self.tenant.profile, self.executor
         ex.reset_choice()
         self._applied.clear()
         arrays = [self.memory.inputs[i["name"]] for i in profile.inputs]
-        ms = {}
+        ms, blocks_us = {}, {}
         for n in range(1, len(unit["cores"]) + 1):
             self.placement.apply(unit["cores"][:n])
-            ms[n] = []
+            ms[n], runs = [], []
             for _ in range(int(unit.get("repeat", 3))):
                 ex.set_inputs(*arrays)
-                total = 0.0
+                took = []
                 for b in profile.blocks:
                     start = time.perf_counter()
                     ex.run_range(b.start, b.end)
-                    took = (time.perf_counter() - start) * 1e6
-                    total += took
+                    took.append((time.perf_counter() - start) * 1e6)
                     predicted = profile.block_us(b.index, n)
                     if predicted:
-                        self.proxy.calibrate((b.index, n), took / predicted)
-                ms[n].append(total / 1e3)
-        return {"op": "timed", "lane": self.index, "request": None, "ms": ms, "cores": list(unit["cores"])}
+                        self.proxy.calibrate((b.index, n), took[-1] / predicted)
+                ms[n].append(sum(took) / 1e3)
+                runs.append(took)
+            blocks_us[n] = [statistics.median(r[k] for r in runs) for k in range(len(profile.blocks))]
+        return {"op": "timed", "lane": self.index, "request": None, "ms": ms, "blocks_us": blocks_us,
+                "cores": list(unit["cores"])}
 
     def _time_whole(self, arrays) -> float:
         start = time.perf_counter()
