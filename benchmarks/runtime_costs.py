@@ -2,13 +2,16 @@
 """What the multi-tenant runtime costs, measured side by side in one run:
 
 - one request through an idle `mtcc.Server` (one model, all cores) against
-  `bundle.run` in this process on the same cores, interleaved rounds: the ratio;
+  `bundle.run` in this process on the same cores, interleaved rounds, each after the
+  same idle gap and with the same TVM pool spin limit as the tenants (TVM's default
+  keeps this process's workers spinning ~240 ms after a run: warm caches for
+  `bundle.run` and two pools fighting over the cores): the ratio;
 - a block boundary inside the tenant (stop-point check, variant selection) and a core
   grant (thread count + re-pinning), in µs and as a share of the median block;
 - the scheduler round trip (unit sent -> started in the tenant, finished -> seen by
   the server), which the design pays per unit, not per block.
 
-Usage: benchmarks/runtime_costs.py BUNDLE [--rounds 10] [--per-round 5] [--policy block-adaptive]
+Usage: benchmarks/runtime_costs.py BUNDLE [--rounds 10] [--per-round 5] [--gap-ms 20] [--policy block-adaptive]
 Prints one JSON object.  A benchmark: it asserts nothing.
 """
 from __future__ import annotations
@@ -36,14 +39,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--per-round", type=int, default=5)
     ap.add_argument("--policy", default="block-adaptive")
+    ap.add_argument("--gap-ms", type=float, default=20.0, help="idle time before every timed request")
     a = ap.parse_args()
+
+    import os
+
+    from mtcc.threads import TENANT_SPIN_COUNT
+
+    os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", str(TENANT_SPIN_COUNT))  # before this process's pool starts
 
     import numpy as np
 
     import mtcc
     from mtcc.runtime.loader import pin_cores
-
-    import os
 
     before = vcpu_state()
     cores = pin_cores(len(os.sched_getaffinity(0)))  # bundle.run's pool: one thread per core, as a lane's
@@ -57,12 +65,12 @@ def main() -> None:
             server.submit("m", feeds).result()
         for _ in range(a.rounds):
             for _ in range(a.per_round):
-                time.sleep(0.02)  # let the other pool stop spinning
+                time.sleep(a.gap_ms / 1e3)
                 start = time.perf_counter()
                 bundle.run(feeds)
                 direct.append((time.perf_counter() - start) * 1e3)
             for _ in range(a.per_round):
-                time.sleep(0.02)
+                time.sleep(a.gap_ms / 1e3)
                 start = time.perf_counter()
                 server.submit("m", feeds).result()
                 served.append((time.perf_counter() - start) * 1e3)
@@ -70,7 +78,8 @@ def main() -> None:
     after = vcpu_state()
     block = stats["block_us_median"] or 0
     print(json.dumps({
-        "bundle": str(a.bundle), "cores": cores, "policy": a.policy,
+        "bundle": str(a.bundle), "cores": cores, "policy": a.policy, "gap_ms": a.gap_ms,
+        "spin_count": os.environ["TVM_THREAD_POOL_SPIN_COUNT"],
         "vcpu_sharing_before": before, "vcpu_sharing_after": after,
         "bundle_run_ms_median": round(statistics.median(direct), 3),
         "server_ms_median": round(statistics.median(served), 3),
