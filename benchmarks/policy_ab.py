@@ -11,7 +11,8 @@ Usage: benchmarks/policy_ab.py   (needs build/squeezenet-x86-64-v3.mtcc and
 import json
 import mtcc
 from mtcc.runtime import policies
-from mtcc.bench.qos import trial, random_feeds, trial_length, parse_target
+from mtcc.bench.baselines import random_feeds
+from mtcc.bench.qos import trial, trial_length, parse_target
 from mtcc.interference import machine
 B={"squeezenet":"build/squeezenet-x86-64-v3.mtcc","transformer":"build/transformer-x86-64-v3.mtcc"}
 states=[machine.vcpu_sharing().get("state")]
@@ -20,7 +21,7 @@ servers={k: mtcc.Server(B, policy=p) for k,(p,_) in systems.items()}
 first=servers["model-fcfs"]
 iso={n: m.isolated_by_cores for n,m in first.models.items()}
 targets={t: {n: parse_target(t).ms(iso[n], 2) for n in B} for t in ("2","4@1")}
-feeds={n: random_feeds(m.profile) for n,m in first.models.items()}
+feeds={n: random_feeds(m.profile.inputs) for n,m in first.models.items()}
 print(iso, targets, flush=True)
 out=[]
 for rnd in range(2):

@@ -248,6 +248,39 @@ def test_cli_run_npz_in_and_out(packed, reference, tmp_path):
         _close([z["hidden_states"]], want)
 
 
+def test_cli_profile_times_every_call_with_the_variant_that_ran(packed):
+    from mtcc.bundle import container
+    from mtcc.bundle.container import PLAN_MEMBER
+
+    other = packed["top"]["matmul"][1]
+    path = packed["variants"]["path"]
+    proc = run_mtcc("profile", path, "--cores", "1", "--variant", f"matmul=r{other}", "--repeat", "3", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    bundle = container.open_bundle(path)
+    plan_calls = bundle.json(PLAN_MEMBER)["calls"]
+    flops = {t["name"]: t["flops"] for t in bundle.manifest["tasks"]}
+    assert [c["index"] for c in out["calls"]] == list(range(len(plan_calls)))
+    assert [c["task"] for c in out["calls"]] == [c["task"] for c in plan_calls]
+    assert out["cores"] == [sorted(os.sched_getaffinity(0))[0]] and out["whole_ms"] > 0
+    assert all(c["us"] > 0 and c["flops"] == flops[c["task"]] for c in out["calls"])
+    # the forced variant ran every matmul call; every other task its default
+    assert {c["variant"] for c in out["calls"] if c["task"] == "matmul"} == {f"r{other}"}
+    tasks = {t["task"]: t for t in out["tasks"]}
+    assert sum(t["calls"] for t in tasks.values()) == len(plan_calls)
+    assert sum(t["share"] for t in tasks.values()) == pytest.approx(1.0, abs=0.01)
+    matmul = tasks["matmul"]
+    assert matmul["flops"] > 0 and matmul["gflops_per_s"] == pytest.approx(matmul["flops"] / matmul["us"] / 1e3, rel=0.01)
+    assert [t["us"] for t in out["tasks"]] == sorted((t["us"] for t in out["tasks"]), reverse=True)
+    # blocks partition the calls, and their times add up to the calls'
+    assert [(b["start"], b["end"]) for b in out["blocks"]] == [(b["start"], b["end"]) for b in bundle.manifest["blocks"]]
+    assert sum(b["us"] for b in out["blocks"]) == pytest.approx(sum(c["us"] for c in out["calls"]), rel=1e-3)
+    # a person's view of the same
+    proc = run_mtcc("profile", path, "--cores", "1", "--repeat", "2", "--top", "2")
+    assert proc.returncode == 0 and "tasks by time" in proc.stderr and "whole inference" in proc.stderr
+    _one_line_error(run_mtcc("profile", path, "--variant", "matmul=nope"), "--variant", "nope")
+
+
 def test_cli_refusals(packed, reference, tmp_path):
     feeds, _ = reference
     bundle = Path(packed["plain"]["path"])

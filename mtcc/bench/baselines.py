@@ -25,6 +25,13 @@ def random_inputs(model, seed: int = 0) -> dict[str, np.ndarray]:
     return feeds
 
 
+def random_feeds(inputs: list[dict], seed: int = 0) -> dict[str, np.ndarray]:
+    """random_inputs for inputs as a manifest lists them ([{"name", "shape", "dtype"}])."""
+    import types
+
+    return random_inputs(types.SimpleNamespace(inputs=[types.SimpleNamespace(**i) for i in inputs]), seed)
+
+
 class OnnxRuntime:
     name = "onnxruntime"
 

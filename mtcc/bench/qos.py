@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import statistics
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from ..progress import Progress, say
 from ..runtime.policies import POLICIES
 from ..runtime.profile import ModelProfile
 from ..runtime.scheduler import default_lanes
+from .baselines import random_feeds
 from .load import drive, poisson_arrivals, summarize
 from .search import REQUIRED_SHARE, RateSearch
 from .simulate import DEFAULT_UNIT_OVERHEAD_US
@@ -108,13 +108,6 @@ def systems_for(policies, baselines) -> list[System]:
     return out
 
 
-def random_feeds(profile: ModelProfile, seed: int = 0) -> dict:
-    from .baselines import random_inputs
-
-    inputs = [types.SimpleNamespace(**i) for i in profile.inputs]
-    return random_inputs(types.SimpleNamespace(inputs=inputs), seed)
-
-
 def _open(system: System, bundles: dict, onnx: dict, cores, qos_ms: dict | None, lanes: int | None = None):
     if system.kind == "mtcc":
         import mtcc
@@ -180,7 +173,7 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
     vcpu = {"before": machine.vcpu_sharing().get("state"), "during": [], "after": None}
     say(progress, f"vCPU sharing before: {vcpu['before']}")
     profiles = {n: ModelProfile.from_bundle(p) for n, p in bundles.items()}
-    feeds = {n: random_feeds(profiles[n]) for n in models}
+    feeds = {n: random_feeds(profiles[n].inputs) for n in models}
 
     say(progress, f"starting {len(systems)} systems on cores {cores} (mtcc measures each model alone first)")
     servers: dict[str, object] = {}

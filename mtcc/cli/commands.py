@@ -127,12 +127,7 @@ def run_cmd(bundle, input_path, output_path, cores, variant_specs, repeat, as_js
     from ..runtime.loader import pin_cores
 
     used = pin_cores(cores)  # before anything starts TVM's thread pool
-    choice = {}
-    for spec in variant_specs:
-        task, sep, vid = spec.partition("=")
-        if not sep or not task or not vid:
-            raise BadInput(f"--variant {spec!r}: expected TASK=ID")
-        choice[task] = vid
+    choice = _variant_choice(variant_specs)
     feeds = _read_npz(input_path)
     from ..runtime.loader import load
 
@@ -164,6 +159,54 @@ def run_cmd(bundle, input_path, output_path, cores, variant_specs, repeat, as_js
         console.print(f"latency {result['latency_ms']:.3f} ms (median of {repeat}) on cores {used}"
                       + (f"; written to {output_path}" if output_path is not None else ""))
     return result
+
+
+# ---------------------------------------------------------------- profile
+@command(
+    "profile",
+    epilog="""\b
+Examples:
+  mtcc profile build/squeezenet.mtcc --cores 1
+  mtcc profile build/squeezenet.mtcc --cores 2 --variant fused_conv2d_add_relu=r12 --json | jq '.tasks[:5]'
+""",
+)
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--cores", type=click.IntRange(min=1), default=None,
+              help="Threads, pinned to the first N cores this process may use (default: all of them).")
+@click.option("--variant", "variant_specs", multiple=True, metavar="TASK=ID",
+              help="Run this variant of a task (repeatable); ids as `mtcc inspect BUNDLE` lists them.")
+@click.option("--repeat", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Timed inferences (medians are reported).")
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed inferences first.")
+@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Tasks shown in the table.")
+def profile_cmd(bundle, cores, variant_specs, repeat, warmup, top, as_json):
+    """Where a bundle's time goes: every call of its plan timed through the plan executor
+    (what the runtime runs) at the given cores -- per task and per block: time, share,
+    GFLOP/s and the variant that ran."""
+    from ..bench.calls import profile_calls
+    from ..runtime.loader import load, pin_cores
+
+    used = pin_cores(cores)  # before anything starts TVM's thread pool
+    loaded = load(bundle)
+    try:
+        loaded.select(_variant_choice(variant_specs))
+    except BadInput as e:
+        raise BadInput(f"--variant: {e}") from None
+    report = {**profile_calls(loaded, repeat=repeat, warmup=warmup), "cores": used}
+    if not as_json:
+        render.print_profile(make_console(), report, top)
+    return report
+
+
+def _variant_choice(specs) -> dict[str, str]:
+    """{task: variant id} from --variant TASK=ID flags."""
+    choice = {}
+    for spec in specs:
+        task, sep, vid = spec.partition("=")
+        if not sep or not task or not vid:
+            raise BadInput(f"--variant {spec!r}: expected TASK=ID")
+        choice[task] = vid
+    return choice
 
 
 def _read_npz(path: Path) -> dict:

@@ -171,6 +171,25 @@ def print_single(console, report: dict) -> None:
                   f"after: {report['machine']['vcpu_sharing_after']}")
 
 
+def print_profile(console, report: dict, top: int = 15) -> None:
+    """`mtcc profile`: the tasks that take the most time, then the blocks."""
+    def rate(x):
+        return f"{x:.1f}" if x is not None else "-"
+
+    rows = [[t["task"], str(t["calls"]), f"{t['us'] / 1e3:.3f}", f"{100 * t['share']:.1f}", rate(t["gflops_per_s"]),
+             ",".join(t["variants"])] for t in report["tasks"][:top]]
+    console.print(rich_table(f"{report['model']}: tasks by time on {len(report['cores'])} core(s) "
+                             f"(median of {report['repeat']}, top {min(top, len(report['tasks']))} "
+                             f"of {len(report['tasks'])})",
+                             ["task", "calls", "ms", "% of calls", "GFLOP/s", "variant"], rows))
+    rows = [[str(b["index"]), f"{b['start']}-{b['end'] - 1}", f"{b['us'] / 1e3:.3f}", f"{100 * b['share']:.1f}"]
+            for b in report["blocks"]]
+    console.print(rich_table("blocks", ["block", "calls", "ms", "% of calls"], rows))
+    console.print(f"whole inference {report['whole_ms']:.3f} ms ({rate(report['gflops_per_s'])} GFLOP/s); "
+                  f"calls {report['sum_of_calls_ms']:.3f} ms; between calls {report['between_calls_ms']:.3f} ms; "
+                  f"cores {report['cores']}")
+
+
 def shape(s) -> str:
     return "x".join(str(d) for d in s)
 

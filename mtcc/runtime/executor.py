@@ -117,13 +117,12 @@ class PlanExecutor:
         self.run_range(0, len(self._bound))
         return self.get_outputs()
 
-    def time_calls(self, repeat: int = 1) -> list[float]:
-        """Seconds per call (best of `repeat`), inputs as last set."""
-        best = [float("inf")] * len(self._bound)
-        for _ in range(repeat):
-            for i, (f, args) in enumerate(self._bound):
-                t = time.perf_counter()
-                f(*args)
-                best[i] = min(best[i], time.perf_counter() - t)
-        return best
+    def call_times(self) -> list[float]:
+        """One inference, inputs as last set, call by call: the seconds of each call."""
+        out = []
+        for f, args in self._bound:
+            t = time.perf_counter()
+            f(*args)
+            out.append(time.perf_counter() - t)
+        return out
 
