@@ -58,3 +58,21 @@ def test_bench_reports_every_system_and_fails_under(models_dir, tmp_path):
     assert {"latency-cdf.png", "qos-vs-rate.png", "core-grants-block-adaptive.png", "simulated-cores.png"} <= set(names)
     for p in plots.iterdir():
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_single_times_the_relax_vm_and_the_call_plan_executor(models_dir):
+    proc = run_mtcc("bench", "--single", str(models_dir / "transformer.onnx"),
+                    "--schedules", str(ROOT / "schedules" / "transformer" / "llvm-x86-64-v4"),
+                    "--threads", "1", "--repeats", "3", "--warmup", "1", "--baseline", "onnxruntime", "--json",
+                    timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["config"]["target"] == HOST_MCPU
+    rows = {r["system"]: r for r in report["results"]}
+    assert set(rows) == {"mtcc", "mtcc-plan", "onnxruntime"}
+    for r in rows.values():  # every system computes the model: numerics against ONNX Runtime
+        assert r["runs"] == 3 and r["p50_ms"] > 0 and r["max_abs_err_vs_onnxruntime"] < 1e-3
+    plan = rows["mtcc-plan"]
+    assert plan["ratio_to_relax_vm"] == pytest.approx(plan["p50_ms"] / rows["mtcc"]["p50_ms"], rel=0.01)
+    assert report["summary"]["plan_executor_ratio_to_relax_vm"] == {"transformer@1t": plan["ratio_to_relax_vm"]}

@@ -1,5 +1,8 @@
 """`mtcc bench --single`: isolated latency of tuned models against ONNX Runtime and
-OpenVINO, on the same input, same cores, interleaved in one run.
+OpenVINO, on the same input, same cores, interleaved in one run.  mtcc is timed twice:
+through TVM's Relax VM (`mtcc`) and through the bundle's call-plan executor
+(`mtcc-plan`, what `mtcc run` and the server's tenants run; packed here from the same
+schedules), with the ratio between them.
 
 One worker process per thread count, pinned to the first N cores, runs every system
 in turn (mtcc, ORT, OpenVINO, mtcc, ORT, ...) so drift of a shared VM hits all of
@@ -23,10 +26,10 @@ import numpy as np
 
 from ..errors import BadInput, MtccError
 from ..interference import machine
-from ..threads import tvm_thread_env
+from ..threads import tenant_thread_env
 
-SYSTEMS = ("mtcc", "onnxruntime", "openvino", "openvino-default")
-SETTLE_S = 0.02  # longer than any pool's spin-wait after a run (TVM's is a few ms)
+SYSTEMS = ("mtcc", "mtcc-plan", "onnxruntime", "openvino", "openvino-default")
+SETTLE_S = 0.02  # longer than any pool's spin-wait after a run (TVM's with the tenants' limit: ~2 ms)
 
 
 def _percentiles(times_s: list[float]) -> dict:
@@ -56,6 +59,12 @@ def _worker(spec: dict) -> dict:
         dev_args = [tvm.runtime.tensor(a, tvm.cpu()) for a in args]
 
         runners["mtcc"] = lambda vm=vm, dev_args=dev_args: vm["main"](*dev_args)
+        if item.get("bundle"):
+            from ..runtime.loader import load
+
+            loaded = load(item["bundle"])
+            plan_args = [feeds[i["name"]] for i in loaded.inputs]
+            runners["mtcc-plan"] = lambda ex=loaded.executor, plan_args=plan_args: ex.run(*plan_args)
         ort = OnnxRuntime(model, threads)
         runners["onnxruntime"] = lambda ort=ort, feeds=feeds: ort.run(feeds)
         errors = {}
@@ -115,25 +124,38 @@ def bench_single(models: list[dict], threads=(1, 2), repeats: int = 20, warmup: 
 
     if repeats < 1:
         raise BadInput("--repeats must be at least 1")
+    from ..target import host_portable_mcpu
+
     cores = sorted(os.sched_getaffinity(0))
     threads = [t for t in threads if t <= len(cores)] or [1]
     started = time.time()
+    target = host_portable_mcpu()  # the newest level this CPU runs (the schedules' own where it can)
     with tempfile.TemporaryDirectory(prefix="mtcc-bench-") as tmp:
         items = []
         for k, m in enumerate(models):
             progress(f"compiling {m['model']} with {m.get('schedules') or 'default schedules'}")
-            compiled = api.compile(m["model"], m.get("schedules"), input_shapes=m.get("input_shapes"))
+            compiled = api.compile(m["model"], m.get("schedules"), target=target, input_shapes=m.get("input_shapes"))
             check_can_run(compiled.target, f"bench {m['model']}")
             lib = os.path.join(tmp, f"model{k}.so")
             compiled.executable.export_library(lib)
-            items.append({"model": str(m["model"]), "library": lib, "input_shapes": m.get("input_shapes"),
+            bundle = None
+            if m.get("schedules") and "mtcc-plan" in systems:
+                from ..packing import pack
+
+                progress(f"packing {m['model']}: the call plan the runtime runs")
+                bundle = os.path.join(tmp, f"model{k}.mtcc")
+                pack(m["model"], m["schedules"], bundle, input_shapes=m.get("input_shapes"), target=target)
+            items.append({"model": str(m["model"]), "library": lib, "bundle": bundle,
+                          "input_shapes": m.get("input_shapes"),
                           "schedules": str(m["schedules"]) if m.get("schedules") else None})
         before = _vcpu_state()
         results = []
         for n in threads:
             progress(f"measuring on {n} thread(s), cores {cores[:n]}: warm-up {warmup}, {repeats} interleaved runs")
             spec = {"threads": n, "models": items, "repeats": repeats, "warmup": warmup, "systems": list(systems)}
-            env = dict(os.environ, **tvm_thread_env(n), OMP_NUM_THREADS=str(n))
+            # the tenants' spin limit: TVM's default pool spins ~240 ms after a run, over
+            # the next system's timed runs
+            env = dict(os.environ, **tenant_thread_env(n), OMP_NUM_THREADS=str(n))
             proc = subprocess.run(
                 ["taskset", "-c", ",".join(map(str, cores[:n])), sys.executable, "-m", "mtcc.bench.single",
                  "--worker", json.dumps(spec)], capture_output=True, text=True, env=env)
@@ -150,13 +172,19 @@ def bench_single(models: list[dict], threads=(1, 2), repeats: int = 20, warmup: 
             r["ratio_to_onnxruntime"] = round(r["p50_ms"] / base, 3)
     summary = {f"{r['model']}@{r['threads']}t": r["ratio_to_onnxruntime"]
                for r in results if r["system"] == "mtcc" and "ratio_to_onnxruntime" in r}
+    vm = {(r["model"], r["threads"]): r["p50_ms"] for r in results if r["system"] == "mtcc" and "p50_ms" in r}
+    plan_vs_vm = {}
+    for r in results:
+        if r["system"] == "mtcc-plan" and "p50_ms" in r and vm.get((r["model"], r["threads"])):
+            r["ratio_to_relax_vm"] = round(r["p50_ms"] / vm[(r["model"], r["threads"])], 3)
+            plan_vs_vm[f"{r['model']}@{r['threads']}t"] = r["ratio_to_relax_vm"]
     return {
         "machine": {**machine_description(), "vcpu_sharing_before": before, "vcpu_sharing_after": after},
-        "config": {"mode": "single", "threads": list(threads), "repeats": repeats, "warmup": warmup,
+        "config": {"mode": "single", "target": target, "threads": list(threads), "repeats": repeats, "warmup": warmup,
                    "systems": list(systems), "models": [{k: i[k] for k in ("model", "schedules")} for i in items],
                    "seconds": round(time.time() - started, 1)},
         "results": results,
-        "summary": {"mtcc_ratio_to_onnxruntime": summary},
+        "summary": {"mtcc_ratio_to_onnxruntime": summary, "plan_executor_ratio_to_relax_vm": plan_vs_vm},
     }
 
 

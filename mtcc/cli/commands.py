@@ -463,7 +463,7 @@ def _bench_single(console, models, schedules, threads, repeats, warmup, baseline
     for k, m in enumerate(models):
         sched = schedules[k] if schedules else Path("schedules") / Path(m).stem / "llvm-x86-64-v4"
         items.append({"model": m, "schedules": sched if Path(sched).exists() else None})
-    systems = ["mtcc", "onnxruntime"]
+    systems = ["mtcc", "mtcc-plan", "onnxruntime"]
     if not baselines or "openvino" in baselines:
         systems += ["openvino", "openvino-default"]
     report = bench_single(items, threads=threads or (1, 2), repeats=repeats, warmup=warmup, systems=systems,

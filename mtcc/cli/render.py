@@ -167,6 +167,8 @@ def print_single(console, report: dict) -> None:
         table.add_row(r["model"], str(r["threads"]), r["system"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
                       f"{r.get('ratio_to_onnxruntime', float('nan')):.2f}", f"{r['max_abs_err_vs_onnxruntime']:.1e}")
     console.print(table)
+    for key, ratio in report["summary"].get("plan_executor_ratio_to_relax_vm", {}).items():
+        console.print(f"{key}: call-plan executor / Relax VM {ratio:.2f}x")
     console.print(f"vCPUs before: {report['machine']['vcpu_sharing_before']}; "
                   f"after: {report['machine']['vcpu_sharing_after']}")
 
