@@ -13,6 +13,12 @@
 #        --baseline onnxruntime --qos 2 --duration 1 --max-trials 4
 #
 # Plots from a report afterwards: mtcc.cli.render.bench_plots (see docs/bench/).
+#
+# On a machine without network or TVM (how docs/bench/many-cores-2026-11-26 was made): pack
+# the bundles here, carry them with the apache-tvm-ffi wheel for its Python and a copy of
+# apache-tvm's package without lib/libtvm_compiler.so (the runtime alone: a few MB), put both
+# on PYTHONPATH there and set TVM_USE_RUNTIME_LIB=1; the bench needs no compiler (the ONNX
+# Runtime baseline reads its model with onnx alone), only mtcc's own sources.
 set -u
 out=$1 counts=$2
 shift 2

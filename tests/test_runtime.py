@@ -74,6 +74,23 @@ def _segments() -> set[str]:
     return {p.name for p in Path("/dev/shm").iterdir()}
 
 
+def _check_grants(timeline) -> int:
+    """Every grant was given back and no core was held by two lanes at once; returns the
+    most lanes that held cores at the same time."""
+    held: dict[int, object] = {}
+    most = 0
+    for _, what, holder, cores in timeline:
+        for c in cores:
+            if what == "grant":
+                assert c not in held, f"core {c} granted twice"
+                held[c] = holder
+            else:
+                assert held.pop(c) == holder
+        most = max(most, len(set(held.values())))
+    assert held == {}
+    return most
+
+
 @pytest.mark.parametrize("policy", POLICIES)
 def test_concurrent_requests_give_onnxruntime_outputs(bundles, reference, policy):
     import mtcc
@@ -97,16 +114,7 @@ def test_concurrent_requests_give_onnxruntime_outputs(bundles, reference, policy
         assert all(len(row) == len(server.models[name].profile.blocks) and min(row) > 0
                    for row in s["block_us_by_cores"].values())
         assert server.models[name].profile.model_us(1) == pytest.approx(sum(s["block_us_by_cores"][1]), rel=1e-3)
-    # Every grant was given back, and no core was held by two lanes at once.
-    held: dict[int, object] = {}
-    for _, what, holder, cores in stats["timeline"]:
-        for c in cores:
-            if what == "grant":
-                assert c not in held, f"core {c} granted twice"
-                held[c] = holder
-            else:
-                assert held.pop(c) == holder
-    assert held == {}
+    _check_grants(stats["timeline"])
 
 
 def test_lanes_run_one_models_requests_at_once_on_disjoint_cores(bundles, reference):
@@ -123,16 +131,7 @@ def test_lanes_run_one_models_requests_at_once_on_disjoint_cores(bundles, refere
             _, want, names = reference["squeezenet"][k]
             _check(future.result(timeout=300), want, names)
         timeline = server.stats()["timeline"]
-    held, most = {}, 0
-    for _, what, holder, cores in timeline:
-        for c in cores:
-            if what == "grant":
-                assert c not in held, f"core {c} granted twice"
-                held[c] = holder
-            else:
-                assert held.pop(c) == holder
-        most = max(most, len(set(held.values())))
-    assert most == 2, "two lanes never held cores at the same time"
+    assert _check_grants(timeline) == 2, "two lanes never held cores at the same time"
 
 
 def test_an_idle_tenant_leaves_its_cores_free(bundles, reference, monkeypatch):

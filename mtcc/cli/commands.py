@@ -101,6 +101,13 @@ def pack_cmd(model, schedules, out, input_shapes, max_blocks, min_block_us, targ
 
 
 # ---------------------------------------------------------------- run
+# --cores and --variant mean the same for every command that runs a bundle in this process
+cores_option = click.option("--cores", type=click.IntRange(min=1), default=None,
+                            help="Threads, pinned to the first N cores this process may use (default: TVM's choice).")
+variant_option = click.option("--variant", "variant_specs", multiple=True, metavar="TASK=ID",
+                              help="Run this variant of a task (repeatable); ids as `mtcc inspect BUNDLE` lists them.")
+
+
 @command(
     "run",
     epilog="""\b
@@ -114,10 +121,8 @@ Examples:
               help=".npz with one array per model input, keyed by input name.")
 @click.option("--output", "output_path", type=click.Path(path_type=Path), default=None,
               help=".npz to write, one array per model output, keyed by output name.")
-@click.option("--cores", type=click.IntRange(min=1), default=None,
-              help="Threads, pinned to the first N cores this process may use (default: TVM's choice).")
-@click.option("--variant", "variant_specs", multiple=True, metavar="TASK=ID",
-              help="Force a variant of a task (repeatable); ids as `mtcc inspect BUNDLE` lists them.")
+@cores_option
+@variant_option
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="Inferences to run; latency_ms is their median.")
 def run_cmd(bundle, input_path, output_path, cores, variant_specs, repeat, as_json):
@@ -171,10 +176,8 @@ Examples:
 """,
 )
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--cores", type=click.IntRange(min=1), default=None,
-              help="Threads, pinned to the first N cores this process may use (default: all of them).")
-@click.option("--variant", "variant_specs", multiple=True, metavar="TASK=ID",
-              help="Run this variant of a task (repeatable); ids as `mtcc inspect BUNDLE` lists them.")
+@cores_option
+@variant_option
 @click.option("--repeat", type=click.IntRange(min=1), default=20, show_default=True,
               help="Timed inferences (medians are reported).")
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed inferences first.")
