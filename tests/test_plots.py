@@ -55,8 +55,10 @@ def test_qos_vs_rate_writes_png(tmp_path):
         "mtcc block-adaptive": [(100.0, 0.97), (25.0, 1.0), (50.0, 0.995)],  # unsorted on purpose
         "onnxruntime/pinned": [(25.0, 0.99), (50.0, 0.8)],
         "openvino/shared": [(40.0, 0.5)],  # a single point
+        "mtcc block": [(10.0, 0.5), (20.0, 0.2)],
     }
-    max_rates = {"mtcc block-adaptive": 50.0, "onnxruntime/pinned": 25.0, "openvino/shared": None}
+    # None: no search; 0.0: a search that met the requirement at no rate (no marker drawn)
+    max_rates = {"mtcc block-adaptive": 50.0, "onnxruntime/pinned": 25.0, "openvino/shared": None, "mtcc block": 0.0}
     path = tmp_path / "qos.png"
     assert_png(plots.qos_vs_rate(curves, path, max_rates=max_rates, title_note="16 cores"), path)
     path = tmp_path / "qos-plain.png"

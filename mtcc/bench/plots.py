@@ -211,7 +211,8 @@ def qos_vs_rate(curves: dict[str, list[tuple[float, float]]], path, required: fl
         label = system
         if system in max_rates:
             best = max_rates[system]
-            if best is None or (isinstance(best, float) and math.isnan(best)):
+            if best is None or (isinstance(best, float) and math.isnan(best)) or best <= 0:
+                # a search that met the requirement at no rate: no marker at rate 0
                 label = f"{system} (none meets {required * 100:g} %)"
             else:
                 label = f"{system} (max {best:.4g} req/s)"
