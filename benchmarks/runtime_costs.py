@@ -44,9 +44,11 @@ def main() -> None:
 
     import os
 
-    from mtcc.threads import TENANT_SPIN_COUNT
+    from mtcc.threads import tenant_thread_env
 
-    os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", str(TENANT_SPIN_COUNT))  # before this process's pool starts
+    # the tenants' pool settings for this process too, before its pool starts (pin_cores
+    # below sets the thread count)
+    os.environ.update(tenant_thread_env(len(os.sched_getaffinity(0))))
 
     import numpy as np
 

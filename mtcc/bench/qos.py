@@ -29,7 +29,6 @@ from ..interference import machine
 from ..progress import Progress, say
 from ..runtime.policies import POLICIES
 from ..runtime.profile import ModelProfile
-from ..runtime.scheduler import default_lanes
 from .baselines import random_feeds
 from .load import drive, poisson_arrivals, summarize
 from .search import REQUIRED_SHARE, RateSearch
@@ -181,7 +180,8 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
         for system in systems:
             servers[system.label] = _open(system, bundles, onnx, cores, None, lanes)
             say(progress, f"  {system.label}: ready")
-        isolated = _isolated(servers, systems)
+        first = _first_mtcc(servers, systems)
+        isolated = {n: dict(m.isolated_by_cores) for n, m in first.models.items()}
         qos = {t.label: {n: round(t.ms(isolated[n], len(cores)), 4) for n in models} for t in targets}
 
         searches: dict[tuple[str, str], list[RateSearch]] = {}
@@ -232,8 +232,10 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
             fixed[system.label] = out
             say(progress, f"  {system.label:24s} " + "  ".join(
                 f"{n} p99 {out['models'][n]['p99_ms']} ms" for n in models if n in out["models"]))
-        scales = _scales(servers, systems, profiles, cores)
-        profiles = _calibrated(servers, systems, profiles)
+        scales = {n: m.scale for n, m in first.models.items()}  # measured / calibrated tables
+        # calibrated to this machine's block times at every core count: what the policies
+        # planned with, and where the simulator starts
+        profiles = {n: m.profile for n, m in first.models.items()}
         unit_overhead_us = _unit_overhead_us(servers, systems)
     finally:
         for server in servers.values():
@@ -250,7 +252,7 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
                    "qos_ms": qos, "headline_qos": headline.label, "duration_s": duration_s, "seed": seed,
                    "repeats": repeats, "min_requests": min_requests, "required_share": REQUIRED_SHARE, "warmup_s": min(WARMUP_MAX_S, WARMUP_SHARE * duration_s),
                    "fixed_rate": round(fixed_rate, 3), "systems": [s.label for s in systems],
-                   "lanes": lanes or default_lanes(len(cores), len(models))},
+                   "lanes": first.lanes},
         "results": [], "searches": {}, "fixed": {}, "summary": {}, "simulated": [],
     }
     for t in targets:
@@ -283,11 +285,11 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
     return report
 
 
-def _isolated(servers: dict, systems: list[System]) -> dict[str, dict[int, float]]:
-    """Each model's isolated latency by core count, from the first mtcc server."""
+def _first_mtcc(servers: dict, systems: list[System]):
+    """The first mtcc server: targets, calibrated tables, scales and lanes are read from it."""
     for system in systems:
         if system.kind == "mtcc":
-            return {n: dict(m.isolated_by_cores) for n, m in servers[system.label].models.items()}
+            return servers[system.label]
     raise BadInput("the bench needs at least one mtcc policy (--policy): targets are set from mtcc's isolated latency")
 
 
@@ -299,22 +301,6 @@ def _unit_overhead_us(servers, systems) -> float:
              for m in servers[system.label].models.values()]
     values = [v for trip in trips for v in trip]
     return float(statistics.median(values)) if values else DEFAULT_UNIT_OVERHEAD_US
-
-
-def _calibrated(servers, systems, profiles) -> dict:
-    """The first mtcc server's profiles, calibrated to this machine's block times at
-    every core count (what its policies planned with; the simulator starts from them)."""
-    for system in systems:
-        if system.kind == "mtcc":
-            return {n: m.profile for n, m in servers[system.label].models.items()}
-    return profiles
-
-
-def _scales(servers, systems, profiles, cores) -> dict[str, float]:
-    for system in systems:
-        if system.kind == "mtcc":
-            return {n: m.scale for n, m in servers[system.label].models.items()}
-    return {n: 1.0 for n in profiles}
 
 
 def _median_best(report: dict, qos: str, label: str) -> float | None:
