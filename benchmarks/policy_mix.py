@@ -17,7 +17,7 @@ import json
 import statistics
 from pathlib import Path
 
-from mtcc.bench.load import drive, poisson_arrivals, summarize
+from mtcc.bench.load import serve_load
 from mtcc.interference import machine
 from mtcc.runtime.policies import POLICIES
 
@@ -52,15 +52,8 @@ def main() -> None:
                                     for i in m.profile.inputs}
                         names[n] = {"isolated_ms": m.isolated_ms, "by_cores": m.isolated_by_cores,
                                     "blocks": len(m.profile.blocks)}
-                arrivals = poisson_arrivals({n: a.rate for n in server.models}, a.duration, a.seed + rnd)
-                run = drive(server, arrivals, feeds)
-                stats = server.stats()
-            per_model = summarize(run["requests"], qos_ms)
-            for n, s in stats["models"].items():
-                per_model[n].update(conflict_rate=s["conflict_rate"], units=s["units"],
-                                    boundary_us=s["boundary_us_median"], block_us=s["block_us_median"],
-                                    levels=s["levels"], switched_blocks=s["blocks_with_switched_variants"])
-            results[policy].append({"round": rnd, "refused": run["refused"], "models": per_model})
+                served = serve_load(server, a.rate, a.duration, a.seed + rnd, feeds, qos_ms)
+            results[policy].append({"round": rnd, **served})
     after = machine.vcpu_sharing().get("state")
     summary = {}
     for policy, runs in results.items():

@@ -335,6 +335,7 @@ def test_cli_inspect_bundle(packed):
     by_task = {t["task"]: t for t in info["variants"]}
     assert len(by_task["matmul"]["variants"]) == 2
     assert all(v["latency_us"] for v in by_task["matmul"]["variants"])
+    assert set(info["task_scaling"]) == set(by_task)
     p = run_mtcc("inspect", packed["variants"]["path"])  # the tables, on stderr
     assert p.returncode == 0 and "matmul__v1" in p.stderr
 
@@ -375,6 +376,18 @@ def test_call_demand_from_its_table():
     assert blocks_rule.demand({"1c/none": 4.0, "2c/none": 3.9}) == 1          # does not scale
     assert blocks_rule.demand({"1c/none": 8.0, "2c/none": 4.0, "4c/none": 3.9}) == 2
     assert blocks_rule.demand({"2c/none": 2.0}) == 2 and blocks_rule.demand({}) is None
+
+
+def test_task_scaling_takes_the_fastest_variant_at_each_core_count():
+    from mtcc.runtime.loader import task_scaling
+
+    two = [{"latency_us": {"1c/none": 10.0, "2c/none": 9.5, "1c/high": 30.0}},   # fastest on 1 core
+           {"latency_us": {"1c/none": 12.0, "2c/none": 6.0}}]                     # fastest on 2
+    s = task_scaling(two)
+    assert s["best_us"] == {1: 10.0, 2: 6.0} and s["speedup"] == pytest.approx(10 / 6, abs=1e-3)
+    assert s["demand"] == 2
+    assert task_scaling(two[:1])["demand"] == 1                 # 5 % faster on 2 cores: not worth it
+    assert task_scaling([{"latency_us": {"1c/none": 5.0}}])["speedup"] is None   # measured on 1 core only
 
 
 def test_blocks_cut_where_demand_changes():

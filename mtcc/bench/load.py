@@ -80,3 +80,17 @@ def summarize(requests: list[dict], qos_ms: dict[str, float]) -> dict:
                       "mean_ms": round(float(np.mean(lat)), 3) if lat else None,
                       "within_qos": round(within / len(mine), 4) if mine else None}
     return out
+
+
+def serve_load(server, rate: float, duration_s: float, seed: int, feeds: dict[str, dict],
+               qos_ms: dict[str, float]) -> dict:
+    """One seeded Poisson load (`rate` requests/s per model) through `server`: per model
+    the latency summary plus the server's own counters (conflict rate, units, block and
+    boundary µs, levels, blocks with switched variants); and the refusals."""
+    run = drive(server, poisson_arrivals({n: rate for n in server.models}, duration_s, seed), feeds)
+    per_model = summarize(run["requests"], qos_ms)
+    for name, s in server.stats()["models"].items():
+        per_model[name].update(conflict_rate=s["conflict_rate"], units=s["units"], boundaries=s["boundaries"],
+                               boundary_us=s["boundary_us_median"], block_us=s["block_us_median"],
+                               levels=s["levels"], switched_blocks=s["blocks_with_switched_variants"])
+    return {"refused": run["refused"], "models": per_model}

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import BadInput
 from ..interference import machine
 from ..progress import Progress, say
@@ -181,6 +183,8 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
             servers[system.label] = _open(system, bundles, onnx, cores, None, lanes)
             say(progress, f"  {system.label}: ready")
         first = _first_mtcc(servers, systems)
+        say(progress, "numerics: one request per model and system against ONNX Runtime in this process")
+        errors = max_errors(servers, onnx, feeds)
         isolated = {n: dict(m.isolated_by_cores) for n, m in first.models.items()}
         qos = {t.label: {n: round(t.ms(isolated[n], len(cores)), 4) for n in models} for t in targets}
 
@@ -263,6 +267,7 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
             f = fixed[system.label] if t == headline else None
             for n in models:
                 row = {**system.row(), "label": system.label, "qos": t.label, "model": n,
+                       "max_abs_err_vs_onnxruntime": errors[system.label][n],
                        "qos_ms": qos[t.label][n], "max_qos_rate": round(statistics.median(rates), 3),
                        "max_qos_rate_spread": [round(min(rates), 3), round(max(rates), 3)]}
                 if f is not None and n in f["models"]:
@@ -283,6 +288,27 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
         report["simulated"] = simulate_many(profiles, scales, simulate, [s.option for s in systems if s.kind == "mtcc"],
                                             headline, duration_s, seed, report, progress, unit_overhead_us, lanes)
     return report
+
+
+def max_errors(servers: dict, onnx: dict[str, Path], feeds: dict) -> dict[str, dict[str, float]]:
+    """{system label: {model: max |output - ONNX Runtime's|}} on the bench's own inputs,
+    one request each: what a row's speed costs in accuracy (OpenVINO's default precision
+    is bf16 on AMX CPUs)."""
+    from .. import frontend
+    from .baselines import OnnxRuntime
+
+    reference = {}
+    for name, path in onnx.items():
+        session = OnnxRuntime(frontend.load(path, for_tvm=False), threads=1)
+        reference[name] = dict(zip(session.names, session.run(feeds[name])))
+    out = {}
+    for label, server in servers.items():
+        out[label] = {}
+        for name, expected in reference.items():
+            got = server.submit(name, feeds[name]).result(timeout=300)
+            out[label][name] = float(max(np.abs(np.asarray(got[k], dtype=np.float64) - v).max()
+                                         for k, v in expected.items()))
+    return out
 
 
 def _first_mtcc(servers: dict, systems: list[System]):

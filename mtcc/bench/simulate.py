@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from ..cells import cell_key, parse_cell
 from ..runtime.cores import CoreAllocator
 from ..runtime.policies import Pending, Policy, make_policy
-from ..runtime.pressure import thresholds
+from ..runtime.pressure import level_for, thresholds
 from ..runtime.profile import ModelProfile
 from ..runtime.scheduler import Waiting, default_lanes, must_yield, schedule, waiting_of
 from ..runtime.selector import make_selector
@@ -196,12 +196,7 @@ class Simulator:
         cut = min([r.end, profile.blocks[block].end] + [s for s in r.stops if s > at])
         # The level the neighbours impose; the pressure proxy's thresholds read it the
         # same way the tenant's proxy would with a correct estimate.
-        predicted = profile.block_slowdowns(block, r.cores)
-        neighbour = self._neighbour_footprint(r)
-        level = "none"
-        for name, threshold in thresholds(predicted):
-            if neighbour >= threshold:
-                level = name
+        level = level_for(thresholds(profile.block_slowdowns(block, r.cores)), self._neighbour_footprint(r))
         choice = self.selector.choose(profile, block, r.cores, level)
         if any(choice[t] != profile.default[t] for t in choice):
             self.switched_blocks += 1

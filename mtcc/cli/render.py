@@ -2,6 +2,7 @@
 Commands compute; this module only draws."""
 from __future__ import annotations
 
+from ..cells import DEMAND_GAIN
 from .app import make_console
 
 def rich_table(title, columns, rows):
@@ -72,16 +73,31 @@ def print_bundle(info: dict) -> None:
     console.print(table)
     table = Table(title=f"variants ({info.get('variants_source')}): {sum(len(t['variants']) for t in info['variants'])} "
                         f"for {len(info['variants'])} tasks, default first")
-    for col in ("task", "calls", "variant", "function", "latency µs", "footprint"):
-        table.add_column(col, justify="right" if col in ("calls", "footprint") else "left")
+    for col in ("task (more cores)", "calls", "variant", "function", "latency µs", "footprint"):
+        table.add_column(col, justify="right" if col in ("calls", "footprint") else "left",
+                         overflow="fold" if col in ("function", "task (more cores)") else "ellipsis")
+    scaling = info.get("task_scaling", {})
     for t in info["variants"]:
         ordered = sorted(t["variants"], key=lambda v: v["id"] != t["default"])
         for k, v in enumerate(ordered):
             cells = " ".join(f"{c}={u:g}" for c, u in v["latency_us"].items()) or "-"
             fp = f"{v['footprint']:.2f}" if isinstance(v.get("footprint"), (int, float)) else "-"
-            table.add_row(t["task"] if k == 0 else "", str(t.get("calls", "")) if k == 0 else "", v["id"],
-                          v["function"], cells, fp)
+            task = f"{t['task']}\n{_scaling_text(scaling.get(t['task']))}" if k == 0 else ""
+            table.add_row(task, str(t.get("calls", "")) if k == 0 else "", v["id"], v["function"], cells, fp)
     console.print(table)
+    flat = [name for name, s in scaling.items() if s.get("demand") == 1 and s.get("speedup")]
+    if flat:
+        console.print(f"[yellow]{len(flat)} of {len(scaling)} tasks are not worth more cores[/] (their fastest variant "
+                      f"at each core count gains < {DEMAND_GAIN - 1:.0%} per step up; `layer` runs their calls on one "
+                      f"core and the block rule cuts where this changes): " + ", ".join(flat))
+
+
+def _scaling_text(s: dict | None) -> str:
+    """A task's best speed-up from 1 core to the most measured, and whether it is worth it."""
+    if not s or not s.get("speedup"):
+        return "-"
+    top = max(s["best_us"])
+    return f"{s['speedup']:.2f}x on {top}c" + (" [yellow]-> 1 core[/]" if s.get("demand") == 1 else "")
 
 
 class TuneDisplay:
@@ -165,7 +181,7 @@ def print_single(console, report: dict) -> None:
             table.add_row(r["model"], str(r["threads"]), r["system"], "-", "-", "-", r["skipped"][:40])
             continue
         table.add_row(r["model"], str(r["threads"]), r["system"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
-                      f"{r.get('ratio_to_onnxruntime', float('nan')):.2f}", f"{r['max_abs_err_vs_onnxruntime']:.1e}")
+                      f"{r.get('ratio_to_onnxruntime', float('nan')):.2f}", _err(r['max_abs_err_vs_onnxruntime']))
     console.print(table)
     for key, ratio in report["summary"].get("plan_executor_ratio_to_relax_vm", {}).items():
         console.print(f"{key}: call-plan executor / Relax VM {ratio:.2f}x")
@@ -277,9 +293,11 @@ def print_bench(console, report: dict) -> None:
         if r["qos"] == head and r.get("p99_ms") is not None:
             rows.append([r["label"], r["model"], _num(r["qos_ms"]), _num(r["p50_ms"]), _num(r["p99_ms"]),
                          _num(r["mean_ms"]), f"{100 * r['within_qos']:.1f} %",
-                         _num(r.get("conflict_rate")) if r["system"] == "mtcc" else ""])
+                         _num(r.get("conflict_rate")) if r["system"] == "mtcc" else "",
+                         _err(r.get("max_abs_err_vs_onnxruntime"))])
     console.print(rich_table(f"at {cfg['fixed_rate']} requests/s, target {head}",
-                             ["system", "model", "target ms", "p50 ms", "p99 ms", "mean ms", "within", "conflicts"], rows))
+                             ["system", "model", "target ms", "p50 ms", "p99 ms", "mean ms", "within", "conflicts",
+                              "max err vs ORT"], rows))
     if report.get("simulated"):
         rows = [[f"{s['cores']}{' (extrapolated)' if s['extrapolated'] else ''}", s["system"], _num(s["max_qos_rate"]),
                  _num((s.get("error_vs_real") or {}).get("max_qos_rate"))] for s in report["simulated"]]
@@ -298,6 +316,10 @@ def _ratio_text(x) -> str:
     if x is None:
         return "n/a (the other system met the target at no rate, or did not run)"
     return f"{x:.3g}x"
+
+
+def _err(x) -> str:
+    return "-" if x is None else f"{x:.1e}"
 
 
 def _num(x) -> str:

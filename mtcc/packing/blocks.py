@@ -29,12 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from ..cells import cell_key, parse_cell
+from ..cells import DEMAND_GAIN, cell_key, demand, parse_cell  # noqa: F401 - demand is rule 2
 
 RULE = "core-demand/2"
 DEFAULT_MAX_BLOCKS = 8
 DEFAULT_MIN_BLOCK_US = 500.0
-DEMAND_GAIN = 1.15
 
 
 def reference_cost(table: Mapping[str, float] | None, cores: int, fallback: float | None = None) -> float | None:
@@ -47,20 +46,6 @@ def reference_cost(table: Mapping[str, float] | None, cores: int, fallback: floa
     if alone:
         return alone[-1][1]
     return fallback
-
-
-def demand(table: Mapping[str, float] | None) -> int | None:
-    """Rule 2: the cores a call can use, from its level-"none" cells (None: no table)."""
-    alone = sorted((c, float(v)) for k, v in (table or {}).items() if isinstance(v, (int, float))
-                   for c, lvl in [parse_cell(k)] if lvl == "none" and v > 0)
-    if not alone:
-        return None
-    best = alone[0][0]
-    for (c0, t0), (c1, t1) in zip(alone, alone[1:]):
-        if t0 / t1 < DEMAND_GAIN:
-            break
-        best = c1
-    return best
 
 
 def cut_by_demand(costs: Sequence[float], demands: Sequence[int | None], *, min_block_us: float = DEFAULT_MIN_BLOCK_US,

@@ -17,6 +17,7 @@ import numpy as np
 from ..bundle import container
 from ..bundle.container import PLAN_MEMBER, SELECTOR_FORMAT, SELECTOR_MEMBER, WEIGHTS_DIR
 from ..bundle.plan import Plan
+from ..cells import best_cells, demand, parse_cell
 from ..errors import BadInput, EnvironmentProblem
 from ..threads import use_threads
 from .executor import PlanExecutor
@@ -212,6 +213,18 @@ def is_bundle(path) -> bool:
 
 
 
+def task_scaling(variants: list[dict]) -> dict:
+    """What a task can do on more cores, taking at each core count its fastest variant
+    alone: {"best_us": {cores: µs}, "speedup": most cores / 1 core, "demand": the cores
+    it can use (cells.demand; 1 = more cores are not worth it: the scheduler gives its
+    calls one core)}."""
+    best = best_cells(v.get("latency_us") for v in variants)
+    alone = {c: us for k, us in best.items() for c, level in [parse_cell(k)] if level == "none"}
+    top = max(alone, default=None)
+    return {"best_us": alone, "demand": demand(best),
+            "speedup": round(alone[1] / alone[top], 3) if top and 1 in alone and top > 1 else None}
+
+
 def inspect_bundle(path) -> dict:
     """What `mtcc inspect BUNDLE` shows: the manifest (verified, but without the
     environment checks, so a bundle for another CPU can be read) and whether this
@@ -224,6 +237,7 @@ def inspect_bundle(path) -> dict:
     except EnvironmentProblem as e:
         loadable, why = False, str(e)
     selector = bundle.json(SELECTOR_MEMBER) if SELECTOR_MEMBER in bundle.names else {"tasks": []}
+    variants = selector.get("tasks", m["variants"])
     return {
         "bundle": str(bundle.path), "size": bundle.path.stat().st_size,
         "format_version": m["format_version"],
@@ -234,7 +248,8 @@ def inspect_bundle(path) -> dict:
         "inputs": m["inputs"], "outputs": m["outputs"],
         "tasks": m.get("tasks", []), "total_flops": m.get("total_flops"),
         "plan": m.get("plan"), "blocks": m["blocks"], "blocks_rule": m.get("blocks_rule"),
-        "variants": selector.get("tasks", m["variants"]), "variants_source": m.get("variants_source"),
+        "variants": variants, "variants_source": m.get("variants_source"),
+        "task_scaling": {t["task"]: task_scaling(t["variants"]) for t in variants},
         "members": m["members"],
     }
 

@@ -21,15 +21,18 @@ compute-bound block that no level slows much is never said to be under "high".
 from __future__ import annotations
 
 import collections
-import statistics
 
 from ..cells import LEVEL_ORDER
 
 
 class PressureProxy:
     """Interface: calibrate(block, ratio) while alone; observe(block, ratio) after
-    each block (ratio = observed / predicted at level none); level(slowdowns per level,
-    neighbour slowdown) -> one of LEVEL_ORDER."""
+    each block (ratio = observed / predicted at level none); level(the block's
+    thresholds(), neighbour slowdown) -> one of LEVEL_ORDER.
+
+    These run at every block boundary, right after the kernels have evicted the
+    interpreter from the caches, where each Python call costs several µs: keep them
+    short (a boundary must stay within 2 % of a block)."""
 
     name = "abstract"
 
@@ -42,14 +45,10 @@ class PressureProxy:
     def slowdown(self, neighbour: float = 1.0) -> float:
         raise NotImplementedError
 
-    def level(self, predicted: dict[str, float], neighbour: float = 1.0) -> str:
-        """`predicted`: this block's predicted slowdown per level (1.0 for none)."""
-        estimate = self.slowdown(neighbour)
-        chosen = "none"
-        for name, threshold in thresholds(predicted):
-            if estimate >= threshold:
-                chosen = name
-        return chosen
+    def level(self, marks: list[tuple[str, float]], neighbour: float = 1.0) -> str:
+        """`marks`: thresholds() of this block's predicted slowdowns (computed once per
+        block and core count by the caller)."""
+        return level_for(marks, self.slowdown(neighbour))
 
 
 DEAD_BAND = 1.10  # a shared VM's own block-to-block noise reaches ~5-10 %: never pressure
@@ -61,6 +60,15 @@ def thresholds(predicted: dict[str, float]) -> list[tuple[str, float]]:
     would not slow the block by 2 % is indistinguishable from none and left out."""
     return [(name, max(DEAD_BAND, 1.0 + 0.75 * (predicted[name] - 1.0))) for name in LEVEL_ORDER[1:]
             if predicted.get(name) and predicted[name] > 1.02]
+
+
+def level_for(marks: list[tuple[str, float]], estimate: float) -> str:
+    """The strongest level whose threshold the estimated slowdown reaches."""
+    chosen = "none"
+    for name, threshold in marks:
+        if estimate >= threshold:
+            chosen = name
+    return chosen
 
 
 class FootprintProxy(PressureProxy):
@@ -84,8 +92,10 @@ class FootprintProxy(PressureProxy):
         base = self.baseline.get(block)
         if not base or ratio <= 0:
             return
-        self.recent.append(ratio / base)
-        self.estimate = statistics.median(self.recent)
+        recent = self.recent
+        recent.append(ratio / base)
+        ordered, n = sorted(recent), len(recent)  # the median, without statistics' overhead
+        self.estimate = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
 
     def slowdown(self, neighbour: float = 1.0) -> float:
         return max(float(neighbour), self.estimate)

@@ -25,6 +25,7 @@ import time
 import traceback
 
 from . import shm
+from .pressure import thresholds
 from .profile import ModelProfile
 from .selector import make_selector
 
@@ -38,6 +39,7 @@ class Lane(threading.Thread):
         self.failed: str | None = None
         self._choices: dict = {}
         self._applied: dict = {}  # block -> the choice its calls are bound to now
+        self.learned: list = []   # (block key, observed / predicted) of the last unit, for the proxy
 
     # -- set-up, on the lane thread ------------------------------------------------------
     def _start(self) -> None:
@@ -111,6 +113,14 @@ class Lane(threading.Thread):
                 self.conn.send(reply)
             except (OSError, EOFError):
                 return
+            self.learn()
+
+    def learn(self) -> None:
+        """Feed the pressure proxy the last unit's blocks (observed / predicted), off the
+        request's path: the next unit's levels use them."""
+        for key, ratio in self.learned:
+            self.proxy.observe(key, ratio)
+        self.learned = []
 
     # -- one unit ----------------------------------------------------------------------------
     def _choice(self, block: int, cores: int, level: str, selector: str) -> tuple[dict, dict, float]:
@@ -137,17 +147,25 @@ class Lane(threading.Thread):
         stops = set(int(s) for s in unit.get("stops", ()))
         block_of = self.tenant.block_of_call
         cuts = sorted({c for c in stops | self.tenant.block_ends if start < c < end} | {end})
-        segments, boundary_us = [], []
+        segments, boundary_us, self.learned = [], [], []
         adaptive = unit["selector"] != "default"
+        proxy, learned = self.proxy, self.learned
+        estimate = round(proxy.slowdown(), 4)  # what the proxy knew when the unit started
+        marks = {block_of[c]: self.tenant.marks(block_of[c], ncores) for c in [start, *cuts[:-1]]} if adaptive else {}
         at = start
+        # Between two runs of kernels the caches hold the kernels' data, not the
+        # interpreter's, and every Python call here costs several µs (measured: the
+        # proxy's update alone took 6-60 µs).  So the loop only reads the clock, looks up
+        # cached choices and appends raw tuples; the proxy learns from the unit's blocks
+        # after the reply is sent (learn()), and rounding waits until the unit ends.
         between = time.perf_counter()  # boundary cost: everything between two runs of kernels
         for cut in cuts:
             block = block_of[at]
             b = profile.blocks[block]
             level = "none"
-            if adaptive:
+            if adaptive and marks[block]:  # no marks: no level would slow this block
                 milli = int(control[shm.NEIGHBOUR_MILLI])
-                level = self.proxy.level(self.tenant.slowdowns(block, ncores), milli / 1000.0 if milli else 1.0)
+                level = proxy.level(marks[block], milli / 1000.0 if milli else 1.0)
             fns, switched, predicted = self._choice(block, ncores, level, unit["selector"])
             if (at == b.start or at == start) and self._applied.get(block) is not fns:
                 ex.select(fns, at, b.end)  # swaps function handles; skipped when unchanged
@@ -157,19 +175,20 @@ class Lane(threading.Thread):
                     self._applied.pop(block, None)
             b1 = time.perf_counter()
             if at != start:
-                boundary_us.append(round((b1 - between) * 1e6, 2))
+                boundary_us.append(b1 - between)
             ex.run_range(at, cut)
             between = b2 = time.perf_counter()
             whole_block = at == b.start and cut == b.end
             if whole_block and predicted:  # what the proxy learns from
-                self.proxy.observe((block, ncores), (b2 - b1) * 1e6 / predicted)
-            segments.append((at, cut, round((b2 - b1) * 1e6, 1), level, switched if whole_block else None,
-                             round(self.proxy.slowdown(), 4)))
+                learned.append(((block, ncores), (b2 - b1) * 1e6 / predicted))
+            segments.append((at, cut, b2 - b1, level, switched if whole_block else None))
             at = cut
             # Stop point: leave early only when the server asked (someone waits).
             if at < end and at in stops and int(control[shm.YIELD]):
                 control[shm.YIELD] = 0
                 break
+        segments = [(a, c, round(s * 1e6, 1), lvl, sw, estimate) for a, c, s, lvl, sw in segments]
+        boundary_us = [round(s * 1e6, 2) for s in boundary_us]
         finished = at == len(profile.call_tasks)
         if finished:
             for o, value in zip(profile.outputs, ex.get_outputs()):
@@ -195,17 +214,18 @@ class Tenant:
             for c in range(b.start, b.end):
                 self.block_of_call[c] = b.index
         self.block_ends = {b.end for b in self.profile.blocks}
-        self._slowdowns: dict = {}
+        self._marks: dict = {}
         from multiprocessing.connection import Connection
 
         self.lanes = [Lane(k, self, name, Connection(fd))
                       for k, (name, fd) in enumerate(zip(spec["lanes"], spec["lane_fds"]))]
 
-    def slowdowns(self, block: int, cores: int) -> dict[str, float]:
-        key = (block, cores)
-        if key not in self._slowdowns:
-            self._slowdowns[key] = self.profile.block_slowdowns(block, cores)
-        return self._slowdowns[key]
+    def marks(self, block: int, cores: int) -> list:
+        """The pressure thresholds of a block on `cores` (from its tables; cached)."""
+        found = self._marks.get((block, cores))
+        if found is None:
+            found = self._marks[(block, cores)] = thresholds(self.profile.block_slowdowns(block, cores))
+        return found
 
     def send(self, message: dict) -> None:
         self.conn.send(message)

@@ -1,0 +1,44 @@
+"""The pressure proxy on hand-computed cases (the real-stressor test is in test_runtime)."""
+from __future__ import annotations
+
+import pytest
+
+from mtcc.runtime.pressure import DEAD_BAND, FootprintProxy, level_for, make_proxy, thresholds
+
+
+def test_thresholds_leave_out_levels_that_barely_slow_a_block():
+    marks = dict(thresholds({"none": 1.0, "low": 1.01, "mid": 1.08, "high": 1.4}))
+    assert "low" not in marks                      # 1 % slower: indistinguishable from none
+    assert marks["mid"] == pytest.approx(DEAD_BAND)  # 1 + 0.75 * 0.08 = 1.06, raised to the dead band
+    assert marks["high"] == pytest.approx(1.3)       # 1 + 0.75 * 0.4
+
+
+def test_level_is_the_strongest_threshold_reached():
+    marks = thresholds({"low": 1.2, "mid": 1.4, "high": 2.0})  # 1.15, 1.3, 1.75
+    assert level_for(marks, 1.0) == "none"
+    assert level_for(marks, 1.2) == "low"
+    assert level_for(marks, 1.5) == "mid"
+    assert level_for(marks, 3.0) == "high"
+    assert level_for([], 3.0) == "none"           # a block no level slows
+
+
+def test_footprint_proxy_median_of_recent_blocks_over_the_quiet_baseline():
+    proxy = make_proxy("footprint", window=4)
+    assert isinstance(proxy, FootprintProxy)
+    proxy.calibrate("b", 1.2)
+    proxy.calibrate("b", 1.5)  # the quietest reading is the baseline
+    for ratio in (1.2, 1.8):   # 1.0 and 1.5 of the baseline
+        proxy.observe("b", ratio)
+    assert proxy.slowdown() == pytest.approx(1.25)        # even count: mean of the middle two
+    proxy.observe("b", 3.6)                                 # 1.0, 1.5, 3.0: a median, not a mean
+    assert proxy.slowdown() == pytest.approx(1.5)
+    for ratio in (1.2, 1.2, 1.2):                           # the window forgets the burst
+        proxy.observe("b", ratio)
+    assert proxy.slowdown() == pytest.approx(1.0)
+    proxy.observe("unknown block", 9.0)                     # no baseline: nothing learnt
+    assert proxy.slowdown() == pytest.approx(1.0)
+    # the neighbours' footprint counts when it is the larger estimate
+    assert proxy.slowdown(1.4) == pytest.approx(1.4)
+    marks = thresholds({"high": 1.6})                       # threshold 1 + 0.75 * 0.6 = 1.45
+    assert proxy.level(marks, 1.4) == "none"
+    assert proxy.level(marks, 1.5) == "high"
