@@ -53,9 +53,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
 
-    import numpy as np
-
     import mtcc
+    from mtcc.bench.baselines import random_feeds
     from mtcc.bench.load import serve_load
     from mtcc.interference import machine
 
@@ -69,10 +68,7 @@ def main() -> None:
             with mtcc.Server({n: str(p) for n, p in bundles[k].items()}, policy=a.policy, qos_ms=qos_ms) as server:
                 if qos_ms is None:  # the first server's isolated latencies fix every count's targets
                     qos_ms = {n: a.qos_factor * m.isolated_ms for n, m in server.models.items()}
-                    for n, m in server.models.items():
-                        rng = np.random.default_rng(0)
-                        feeds[n] = {i["name"]: rng.standard_normal(i["shape"]).astype(i["dtype"])
-                                    for i in m.profile.inputs}
+                    feeds = {n: random_feeds(m.profile.inputs) for n, m in server.models.items()}
                 blocks[k] = {n: len(m.profile.blocks) for n, m in server.models.items()}
                 served = serve_load(server, a.rate, a.duration, a.seed + rnd, feeds, qos_ms)
             results[k].append({"round": rnd, **served})

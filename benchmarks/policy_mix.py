@@ -17,6 +17,7 @@ import json
 import statistics
 from pathlib import Path
 
+from mtcc.bench.baselines import random_feeds
 from mtcc.bench.load import serve_load
 from mtcc.interference import machine
 from mtcc.runtime.policies import POLICIES
@@ -33,8 +34,6 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
 
-    import numpy as np
-
     import mtcc
 
     policies = a.policy or list(POLICIES)
@@ -46,10 +45,8 @@ def main() -> None:
             with mtcc.Server([str(b) for b in a.bundles], policy=policy, qos_ms=qos_ms) as server:
                 if qos_ms is None:  # the first server's isolated latencies fix every policy's targets
                     qos_ms = {n: a.qos_factor * m.isolated_ms for n, m in server.models.items()}
+                    feeds = {n: random_feeds(m.profile.inputs) for n, m in server.models.items()}
                     for n, m in server.models.items():
-                        rng = np.random.default_rng(0)
-                        feeds[n] = {i["name"]: rng.standard_normal(i["shape"]).astype(i["dtype"])
-                                    for i in m.profile.inputs}
                         names[n] = {"isolated_ms": m.isolated_ms, "by_cores": m.isolated_by_cores,
                                     "blocks": len(m.profile.blocks)}
                 served = serve_load(server, a.rate, a.duration, a.seed + rnd, feeds, qos_ms)

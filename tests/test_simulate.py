@@ -203,3 +203,31 @@ def test_a_block_that_scales_only_on_this_machine_gets_the_cores():
         return latencies(sim.run([(0.0, "a")]))[("a", 0.0)]
     assert run(True) == pytest.approx(0.8)
     assert run(False) == pytest.approx(1.0)  # one core, as its tables promise
+
+
+def test_a_short_run_wanting_other_cores_stays_in_the_unit_a_long_one_does_not():
+    # Two cores, one model.  Blocks (µs on one core / two): 2000 / 1000 (scales), 500 / 500
+    # (does not), 2000 / 1000.  Target 8 ms: half of it (4 ms) needs both cores at arrival
+    # (4.5 ms on one, 2.5 on two); blocks 1-2 want one core.  Without absorbing: two
+    # units, block 0 on two cores (1 ms), then blocks 1-2 on one (0.5 + 2): 3.5 ms.  With
+    # the default (2 ms): blocks 1-2 would last 1.5 ms on the two cores held, so they stay
+    # in the first unit: one unit, one round trip fewer, 2.5 ms.
+    short = profile("a", [2000.0, 500.0, 2000.0])
+    for task in ("a_t0", "a_t2"):
+        short.variants[task][0].latency_us["2c/none"] = 1000.0
+    # Block 1 is 20 ms on either count instead: never carried on two cores.
+    long = profile("a", [2000.0, 20000.0])
+    long.variants["a_t0"][0].latency_us["2c/none"] = 1000.0
+
+    def run(p, target_ms, absorb_us):
+        policy = policies.Block()
+        policy.absorb_us = absorb_us
+        out = simulate.Simulator({"a": p}, 2, policy, {"a": target_ms}, unit_overhead_us=0, stop_us=0).run([(0.0, "a")])
+        return out["units"], out["requests"][0]["latency_ms"]
+
+    assert policies.Block.absorb_us == policies.ABSORB_US == 2000.0
+    assert run(short, 8.0, 0.0) == (2, pytest.approx(3.5))
+    assert run(short, 8.0, policies.ABSORB_US) == (1, pytest.approx(2.5))
+    # 43 ms target: 21.5 ms of budget needs both cores for block 0 (22 ms on one, 21 on two)
+    assert run(long, 43.0, policies.ABSORB_US) == (2, pytest.approx(21.0))
+    assert policies.Layer.absorb_us == 0.0   # `layer` re-negotiates at every call, by definition

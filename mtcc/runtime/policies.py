@@ -26,13 +26,27 @@ when no count achieves that, the count that runs the block fastest.  It never ta
 every core for a block that would run longer than another model's whole target (one
 core stays free for that model): measured on 2 cores, squeezenet's 10 ms blocks on
 both cores made every transformer request (3.5 ms target) arriving meanwhile miss.
+And a short run of blocks wanting another count (under ABSORB_US) stays in the unit
+before it (each unit costs a scheduler round trip); stop points stay at every block,
+so a waiting request of higher priority still takes over at the next boundary.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The block rule's settings: class attributes of the block policies, so an A/B run
+# (benchmarks/policy_ab.py --set NAME=VALUE) changes one server's policy object only.
 SLACK = 0.5
-KEEP_CORE_FOR_TIGHTER = True  # the rule's last sentence above (a switch for A/B runs)
+KEEP_CORE_FOR_TIGHTER = True  # the rule's last sentence above
+# Each unit costs a scheduler round trip (0.38-0.55 ms measured on 2 and 16 cores): a
+# request cut into many short units pays it many times (benchmarks/block_count.py: the
+# transformer's p50 grew ~0.4 ms per extra unit).  So a short run of blocks that wants
+# another core count than the blocks before it -- predicted to last less than this on
+# the cores already held -- stays in the current unit instead of starting its own.  A
+# long run never does: carrying two cores over squeezenet's 55 ms one-core block (an
+# earlier rule that extended every unit to 4 ms) kept the transformer waiting, p99
+# 17-46 ms against 8-9 ms (benchmarks/policy_ab.py).  0 turns it off.
+ABSORB_US = 2000.0
 
 
 @dataclass
@@ -101,10 +115,11 @@ def _fastest(costs: dict[int, float]) -> int:
     return min(costs, key=lambda c: (costs[c], c))
 
 
-def _planned(item: int, costs: dict[int, list[float]], suffix: dict[int, list[float]],
+def _planned(rule: "Block", item: int, costs: dict[int, list[float]], suffix: dict[int, list[float]],
              p: Pending, now: float, tightest_other_us: float | None = None) -> int:
-    """Cores for `item` (a block or a call) by the block rule of the module doc;
-    `costs[c][k]` is item k's µs on c cores, `suffix[c][k]` the sum from k to the end."""
+    """Cores for `item` (a block or a call) by the block rule of the module doc, with
+    `rule`'s settings; `costs[c][k]` is item k's µs on c cores, `suffix[c][k]` the sum
+    from k to the end."""
     one = costs[1][item]
     if all(costs[c][item] > 0.9 * one for c in costs if c > 1):  # does not scale
         return 1
@@ -112,24 +127,37 @@ def _planned(item: int, costs: dict[int, list[float]], suffix: dict[int, list[fl
     total = counts[-1]
     # Keep one core free when holding all of them for this item would outlast another
     # model's whole target: a request of that model arriving meanwhile could only miss.
-    if (KEEP_CORE_FOR_TIGHTER and total > 1 and tightest_other_us is not None
+    if (rule.keep_core_for_tighter and total > 1 and tightest_other_us is not None
             and p.scale * costs[total][item] > tightest_other_us):
         counts = counts[:-1]
-    budget_us = max(0.0, (p.deadline - now) * 1e6) * SLACK
+    budget_us = max(0.0, (p.deadline - now) * 1e6) * rule.slack
     for c in counts:
         if p.scale * suffix[c][item] <= budget_us:
             return c
     return _fastest({c: costs[c][item] for c in counts})
 
 
-def _unit(first: int, costs: dict, suffix: dict, p: Pending, now: float, targets_us: dict) -> tuple[int, int]:
-    """(cores wanted for item `first`, first item after the run of items wanting as many)."""
+def _unit(rule: "Block", first: int, costs: dict, suffix: dict, p: Pending, now: float) -> tuple[int, int]:
+    """(cores wanted for item `first`, first item after the unit): the run of items
+    wanting as many cores, and after it every following run that wants another count
+    but is predicted to last less than `rule.absorb_us` on these cores."""
     count = len(costs[1])
-    tightest = min((us for m, us in targets_us.items() if m != p.model), default=None)
-    want = _planned(first, costs, suffix, p, now, tightest)
-    end = first + 1
-    while end < count and _planned(end, costs, suffix, p, now, tightest) == want:
-        end += 1
+    tightest = min((us for m, us in rule.targets_us.items() if m != p.model), default=None)
+
+    def run_end(start: int, cores: int) -> int:
+        end = start + 1
+        while end < count and _planned(rule, end, costs, suffix, p, now, tightest) == cores:
+            end += 1
+        return end
+
+    want = _planned(rule, first, costs, suffix, p, now, tightest)
+    end = run_end(first, want)
+    row = suffix[want]
+    while end < count:
+        after = run_end(end, _planned(rule, end, costs, suffix, p, now, tightest))
+        if p.scale * (row[end] - (row[after] if after < count else 0.0)) >= rule.absorb_us:
+            break
+        end = after
     return want, end
 
 
@@ -138,6 +166,9 @@ class Block(Policy):
     granularity = "block"
     preemptive = True
     waits_for_planned = False
+    slack = SLACK
+    keep_core_for_tighter = KEEP_CORE_FOR_TIGHTER
+    absorb_us = ABSORB_US
 
     def priority(self, p):
         return (p.deadline, p.arrival)
@@ -145,7 +176,7 @@ class Block(Policy):
     def unit(self, p, now, total_cores):
         profile = p.profile
         costs, suffix = profile.cost_tables("block", total_cores)
-        want, end = _unit(profile.block_of(p.reached), costs, suffix, p, now, self.targets_us)
+        want, end = _unit(self, profile.block_of(p.reached), costs, suffix, p, now)
         return want, profile.blocks[end - 1].end
 
 
@@ -158,10 +189,11 @@ class Layer(Block):
     name = "layer"
     granularity = "call"
     selector = "default"
+    absorb_us = 0.0   # re-negotiated at every call, by definition
 
     def unit(self, p, now, total_cores):
         costs, suffix = p.profile.cost_tables("call", total_cores)
-        return _unit(p.reached, costs, suffix, p, now, self.targets_us)
+        return _unit(self, p.reached, costs, suffix, p, now)
 
 
 POLICIES = {cls.name: cls for cls in (ModelFcfs, ModelEdf, Layer, Block, BlockAdaptive)}
