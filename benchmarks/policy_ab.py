@@ -32,11 +32,6 @@ def parse_settings(text: str) -> dict[str, float]:
     return out
 
 
-def units_served(server) -> tuple[int, int]:
-    stats = server.stats()["models"]
-    return sum(m["units"] for m in stats.values()), sum(m["requests"] for m in stats.values())
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundles", nargs="+", type=Path)
@@ -79,13 +74,12 @@ def main() -> None:
                 for rate in a.rate or [4.0, 15.0]:
                     for label, server in servers.items():
                         server.set_qos(qos)
-                        units0, served0 = units_served(server)
                         out = trial(server, list(bundles), rate, trial_length(rate, a.duration, a.min_requests),
                                     a.seed + 100 * rnd + int(rate), feeds, qos)
-                        units1, served1 = units_served(server)
+                        served = sum(1 for r in out["all_requests"] if r["latency_ms"] is not None)
                         row = {"round": rnd, "qos": qos_label, "rate": rate, "system": label, "share": out["share"],
                                "conflict_rate": out["conflict_rate"],
-                               "units_per_request": round((units1 - units0) / max(1, served1 - served0), 3),
+                               "units_per_request": round(out["units"] / max(1, served), 3),
                                "models": {n: {k: v[k] for k in ("within_qos", "p50_ms", "p99_ms")}
                                           for n, v in out["models"].items()}}
                         trials.append(row)

@@ -140,7 +140,7 @@ def trial(server, models: list[str], rate: float, duration_s: float, seed: int, 
     per = summarize(counted, qos_ms)
     share = min((per[m]["within_qos"] for m in models if m in per), default=0.0)
     units = after[0] - before[0]
-    return {"rate": rate, "share": share, "requests": len(counted), "models": per,
+    return {"rate": rate, "share": share, "requests": len(counted), "models": per, "units": units,
             "conflict_rate": round((after[1] - before[1]) / units, 4) if units else None,
             "all_requests": run["requests"]}
 

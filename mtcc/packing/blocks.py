@@ -12,7 +12,7 @@ Rule "core-demand/2" (the paper's "consecutive layers with similar core demand")
    most cores at level "none"; else the tuner's time.  Calls with no number at all get
    the mean of those that have one.
 2. Every call gets a core demand from its measured table: the most cores at which each
-   step up in cores still made it at least DEMAND_GAIN faster (1 when it was measured on
+   step up in cores still made it at least cells.DEMAND_GAIN faster (1 when it was measured on
    one core only or does not scale).  A call without a table takes its neighbour's.
 3. The plan is cut where the demand changes.  A block shorter than `min_block_us` is
    merged into its cheaper neighbour (a block boundary costs the runtime a few µs, so
@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from ..cells import DEMAND_GAIN, cell_key, demand, parse_cell  # noqa: F401 - demand is rule 2
+from ..cells import cell_key, demand, parse_cell  # demand: rule 2
 
 RULE = "core-demand/2"
 DEFAULT_MAX_BLOCKS = 8

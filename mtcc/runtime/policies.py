@@ -144,20 +144,22 @@ def _unit(rule: "Block", first: int, costs: dict, suffix: dict, p: Pending, now:
     count = len(costs[1])
     tightest = min((us for m, us in rule.targets_us.items() if m != p.model), default=None)
 
-    def run_end(start: int, cores: int) -> int:
-        end = start + 1
-        while end < count and _planned(rule, end, costs, suffix, p, now, tightest) == cores:
-            end += 1
-        return end
+    def run_end(start: int, cores: int) -> tuple[int, int | None]:
+        """(first item after the run from `start` wanting `cores`, what that item wants)."""
+        for end in range(start + 1, count):
+            wants = _planned(rule, end, costs, suffix, p, now, tightest)
+            if wants != cores:
+                return end, wants
+        return count, None
 
     want = _planned(rule, first, costs, suffix, p, now, tightest)
-    end = run_end(first, want)
+    end, next_want = run_end(first, want)
     row = suffix[want]
-    while end < count:
-        after = run_end(end, _planned(rule, end, costs, suffix, p, now, tightest))
+    while next_want is not None and rule.absorb_us > 0:
+        after, following = run_end(end, next_want)
         if p.scale * (row[end] - (row[after] if after < count else 0.0)) >= rule.absorb_us:
             break
-        end = after
+        end, next_want = after, following
     return want, end
 
 
