@@ -60,7 +60,7 @@ def main() -> None:
     bundle = mtcc.load(a.bundle)
     rng = np.random.default_rng(0)
     feeds = {i["name"]: rng.standard_normal(i["shape"]).astype(i["dtype"]) for i in bundle.inputs}
-    direct, served = [], []
+    direct, served, parts = [], [], []
     with mtcc.Server({"m": a.bundle}, cores=cores, policy=a.policy) as server:
         for _ in range(3):  # warm both
             bundle.run(feeds)
@@ -74,8 +74,10 @@ def main() -> None:
             for _ in range(a.per_round):
                 time.sleep(a.gap_ms / 1e3)
                 start = time.perf_counter()
-                server.submit("m", feeds).result()
+                future = server.submit("m", feeds)
+                future.result()
                 served.append((time.perf_counter() - start) * 1e3)
+                parts.append({**future.spent_us, "after_tenant": served[-1] * 1e3 - sum(future.spent_us.values())})
         stats = server.stats()["models"]["m"]
     after = vcpu_state()
     block = stats["block_us_median"] or 0
@@ -93,7 +95,14 @@ def main() -> None:
                                     if block and stats["boundary_us_median"] is not None else None),
         "grant_us_median": stats["grant_us_median"],
         "round_trip_us_median": stats["round_trip_us_median"],
+        # its halves at boundaries inside a request: the lane's wake-up, the server's
+        "to_tenant_us_median": stats["to_tenant_us_median"],
+        "to_server_us_median": stats["to_server_us_median"],
         "units": stats["units"], "boundaries": stats["boundaries"],
+        # where one served request's time goes, µs (medians): submit -> first unit sent,
+        # sent -> started in the tenant, in the tenant, back to the server between units,
+        # and the rest (the last reply and the caller's wake-up: submit -> result() returned)
+        "request_us_medians": {k: round(statistics.median(p[k] for p in parts), 1) for k in parts[0]} if parts else None,
     }, indent=1))
 
 

@@ -6,10 +6,12 @@ tenant's lane runs it); the neighbour is another process on the next core runnin
 inferences of its model back to back, as a busy tenant would.  Alone and beside are
 measured in alternating batches (drift of the shared VM hits both alike); the cell is
 median(beside) / median(alone).  With a third core the victim is also measured beside
-two copies of the neighbour.  vCPU sharing is read before and after: on a time-shared
+two copies of the neighbour (--copies N, repeatable, picks the counts: on a many-core
+server, e.g. 15 copies load the shared LLC and memory bandwidth as a full server
+would).  vCPU sharing is read before and after: on a time-shared
 host every co-run reads about 2x and the matrix says nothing about caches.
 
-Usage: benchmarks/tenant_interference.py [BUNDLE...] [--rounds 6] [--per-round 5] [--json OUT]
+Usage: benchmarks/tenant_interference.py [BUNDLE...] [--rounds 6] [--per-round 5] [--copies N]... [--json OUT]
 (default: the example bundles for this CPU under build/, packed from the committed
 schedules when missing).  A benchmark: it prints a matrix and asserts nothing.
 """
@@ -82,6 +84,8 @@ def main() -> None:
     ap.add_argument("bundles", nargs="*", type=Path)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--per-round", type=int, default=5)
+    ap.add_argument("--copies", type=int, action="append",
+                    help="neighbour copies, one per core (repeatable; default 1, and 2 where cores allow)")
     ap.add_argument("--json", type=Path, help="also write the report here")
     a = ap.parse_args()
 
@@ -114,7 +118,11 @@ def main() -> None:
             out.append((time.perf_counter() - start) * 1e3)
         return out
 
-    setups = [(n, 1) for n in victims] + ([(n, 2) for n in victims] if len(others) >= 2 else [])
+    counts = sorted(set(a.copies or [1, 2]))
+    too_many = [c for c in counts if c < 1 or c > len(others)]
+    if a.copies and too_many:
+        raise SystemExit(f"--copies {too_many[0]}: between 1 and {len(others)} here (one core each, beside the victim's)")
+    setups = [(n, c) for c in counts if c <= len(others) for n in victims]
     cells = []
     for victim in victims:
         for neighbour, copies in setups:
@@ -139,15 +147,17 @@ def main() -> None:
     after = machine.vcpu_sharing().get("state")
     report = {"machine": {"cpu": machine.cpu_model(), "cores": allowed, "victim_core": victim_core,
                           "vcpu_sharing_before": before, "vcpu_sharing_after": after},
-              "config": {"rounds": a.rounds, "per_round": a.per_round,
+              "config": {"rounds": a.rounds, "per_round": a.per_round, "copies": counts,
                          "bundles": [Path(v[2]).name for v in victims.values()]},
               "cells": cells}
     names = list(victims)
-    print("slowdown of the row model beside one copy of the column model (median beside / alone)")
-    print(f"{'':14s}" + "".join(f"{n:>14s}" for n in names))
-    for v in names:
-        row = {c["neighbour"]: c["slowdown"] for c in cells if c["victim"] == v and c["copies"] == 1}
-        print(f"{v:14s}" + "".join(f"{row[n]:>13.2f}x" for n in names))
+    for count in sorted({c["copies"] for c in cells}):
+        print(f"slowdown of the row model beside {count} cop{'y' if count == 1 else 'ies'} of the column model "
+              "(median beside / alone)")
+        print(f"{'':14s}" + "".join(f"{n:>14s}" for n in names))
+        for v in names:
+            row = {c["neighbour"]: c["slowdown"] for c in cells if c["victim"] == v and c["copies"] == count}
+            print(f"{v:14s}" + "".join(f"{row[n]:>13.2f}x" for n in names))
     print(f"vCPU sharing before: {before}; after: {after}")
     if a.json:
         a.json.write_text(json.dumps(report, indent=1) + "\n")

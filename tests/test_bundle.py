@@ -250,3 +250,31 @@ def test_real_library_loads(tmp_path, monkeypatch):
     x = np.random.default_rng(0).normal(size=(1, 3, 16, 16)).astype(np.float32)
     got = vm["main"](tvm.runtime.tensor(x)).numpy()
     np.testing.assert_allclose(got, compiled.session().run(x)[0], rtol=1e-6, atol=1e-6)
+
+
+def test_feed_checker_accepts_what_check_feeds_accepts_and_names_the_rest():
+    # The servers' fast input check: valid requests pass as the very arrays given; every
+    # fault gets check_feeds' own message, naming the input.
+    from collections import OrderedDict
+
+    import numpy as np
+
+    from mtcc.errors import BadInput
+    from mtcc.runtime.loader import FeedChecker, check_feeds
+
+    inputs = [{"name": "x", "shape": [1, 3], "dtype": "float32"}, {"name": "ids", "shape": [2], "dtype": "int64"}]
+    check = FeedChecker(inputs)
+    x, ids = np.zeros((1, 3), "float32"), np.arange(2)
+    got = check({"ids": ids, "x": x}, "submit m")
+    assert got[0] is x and got[1] is ids
+    # not a dict, or not numpy: the general path, same result
+    for feeds in (OrderedDict(x=x, ids=ids), {"x": x, "ids": ids.tolist()}):
+        assert [a.tolist() for a in check(feeds, "submit m")] == [x.tolist(), ids.tolist()]
+    bad = [{"x": x}, {"x": x, "ids": ids, "y": x}, {"x": x.astype("float64"), "ids": ids},
+           {"x": np.zeros((3, 1), "float32"), "ids": ids}, {"x": x, "ids": ids.astype(">i8")}, [x, ids]]
+    for feeds in bad:
+        with pytest.raises(BadInput) as fast:
+            check(feeds, "submit m")
+        with pytest.raises(BadInput) as full:
+            check_feeds(inputs, feeds, "submit m")
+        assert str(fast.value) == str(full.value)

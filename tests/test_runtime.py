@@ -134,6 +134,49 @@ def test_lanes_run_one_models_requests_at_once_on_disjoint_cores(bundles, refere
     assert _check_grants(timeline) == 2, "two lanes never held cores at the same time"
 
 
+PINNING = """
+import json, os, sys, numpy as np, mtcc
+from mtcc.runtime.placement import LanePlacement
+bundle = mtcc.load(sys.argv[1])
+arrays = [np.zeros(i["shape"], i["dtype"]) for i in bundle.inputs]
+placement = LanePlacement()
+placement.start_pool(lambda: bundle.executor.run(*arrays))
+for tid in placement.worker_tids:  # where an earlier grant may have left them
+    os.sched_setaffinity(tid, [1])
+def cpu_ticks(tid):
+    fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+for cores in ([0, 1], [1], [0], [0, 1]):
+    placement.apply(cores)
+    before = [cpu_ticks(t) for t in placement.worker_tids]
+    for _ in range(int(sys.argv[2])):
+        bundle.executor.run(*arrays)
+    ran = [t for t, b in zip(placement.worker_tids, before) if cpu_ticks(t) > b]
+    print(json.dumps({"granted": cores, "workers": len(placement.worker_tids), "ran": len(ran),
+                      "on": [sorted(os.sched_getaffinity(t)) for t in [placement.lane_tid, *ran]]}), flush=True)
+"""
+
+
+def test_a_grant_pins_every_thread_that_runs(bundles):
+    # A grant re-pins only the lane thread and the pool workers that will run (placement.py
+    # relies on TVM handing task k to worker k-1 in creation order): whatever a unit
+    # runs on, every thread that gained CPU time sits on the granted cores.  A pool of 4
+    # threads on 2 cores: more workers than any grant uses.
+    import json
+
+    env = {**os.environ, "TVM_NUM_THREADS": "4", "TVM_BIND_THREADS": "0", "TVM_THREAD_POOL_SPIN_COUNT": "0",
+           "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", PINNING, str(bundles["squeezenet"]), "20"], env=env,
+                         capture_output=True, text=True, timeout=600, check=True).stdout
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["granted"] for r in rows] == [[0, 1], [1], [0], [0, 1]]
+    for r in rows:
+        assert r["workers"] == 3
+        assert r["ran"] <= len(r["granted"]) - 1, f"granted {r['granted']}: {r['ran']} workers ran"
+        assert all(on == r["granted"] for on in r["on"]), f"granted {r['granted']}, threads that ran on {r['on']}"
+    assert rows[0]["ran"] == 1, "with 2 cores granted the pool's first worker never ran"
+
+
 def test_an_idle_tenant_leaves_its_cores_free(bundles, reference, monkeypatch):
     # TVM's pool workers spin ~240 ms after each run by default, on cores the server
     # may have granted to someone else meanwhile; a tenant's pool must go to sleep.

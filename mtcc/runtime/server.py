@@ -35,7 +35,7 @@ from ..errors import BadInput, MtccError
 from ..threads import tenant_thread_env
 from . import shm
 from .cores import CoreAllocator
-from .loader import check_feeds
+from .loader import FeedChecker
 from .policies import Pending, make_policy
 from .profile import ModelProfile
 from .scheduler import Waiting, default_lanes, must_yield, schedule, waiting_of
@@ -72,6 +72,8 @@ class Request:
     segments: list = field(default_factory=list)
     arrays: list | None = None      # the inputs until they are in a lane's arena
     sent: float = 0.0               # when its current unit was sent to the tenant
+    # where its time went, in seconds (summed over its units): see Server.submit's future
+    spent: dict = field(default_factory=lambda: dict.fromkeys(("to_first_unit", "to_tenant", "in_tenant", "to_server"), 0.0))
 
 
 @dataclass
@@ -86,6 +88,7 @@ class Model:
     def __init__(self, name: str, path: Path, lanes: int, max_queue: int):
         self.name, self.path, self.max_queue = name, path, max_queue
         self.profile = ModelProfile.from_bundle(path)
+        self.check_feeds = FeedChecker(self.profile.inputs)
         self.lanes = [Lane(shm.LaneMemory(self.profile.inputs, self.profile.outputs)) for _ in range(lanes)]
         self.queue: collections.deque[Request] = collections.deque()
         self.process = None
@@ -107,6 +110,8 @@ class Model:
         self.boundary_us: list[float] = []
         self.grant_us: list[float] = []
         self.round_trip_us: list[float] = []   # unit sent -> started in the tenant, + finished -> seen here
+        self.to_tenant_us: list[float] = []    # first half, of units that continue a request
+        self.to_server_us: list[float] = []    # second half, of units after which the request goes on
         self.block_us: list[float] = []
         # (start call, end call, µs, level, {task: non-default variant id} | None, slowdown estimate)
         self.segments: collections.deque = collections.deque(maxlen=100_000)
@@ -292,7 +297,7 @@ class Server:
         m = self.models.get(model)
         if m is None:
             raise BadInput(f"submit: no model {model!r} (models: {', '.join(self.models)})")
-        arrays = check_feeds(m.profile.inputs, inputs, f"submit {m.name}")
+        arrays = m.check_feeds(inputs, f"submit {m.name}")
         now = time.monotonic()
         request = Request(next(self._ids), model, Pending(model, now, now + m.qos_ms / 1e3, 0, m.profile, m.scale),
                           Future(), arrays=arrays)
@@ -338,6 +343,8 @@ class Server:
                 "boundary_us_median": round(statistics.median(m.boundary_us), 2) if m.boundary_us else None,
                 "grant_us_median": round(statistics.median(m.grant_us), 2) if m.grant_us else None,
                 "round_trip_us_median": round(statistics.median(m.round_trip_us), 1) if m.round_trip_us else None,
+                "to_tenant_us_median": round(statistics.median(m.to_tenant_us), 1) if m.to_tenant_us else None,
+                "to_server_us_median": round(statistics.median(m.to_server_us), 1) if m.to_server_us else None,
                 "boundaries": len(m.boundary_us),
                 "block_us_median": round(statistics.median(m.block_us), 1) if m.block_us else None,
                 "restarts": m.restarts,
@@ -438,8 +445,17 @@ class Server:
             self._completions.append((r.future, "error",
                                       MtccError(f"{m.name}: inference failed in the tenant ({msg['error']})")))
             return
+        to_tenant, to_server = msg["t_start"] - r.sent, time.monotonic() - msg["t_end"]
+        r.spent["to_tenant"] += to_tenant
+        r.spent["in_tenant"] += msg["t_end"] - msg["t_start"]
+        if not msg["finished"]:
+            r.spent["to_server"] += to_server
+        m.round_trip_us.append((to_tenant + to_server) * 1e6)
+        if r.pending.reached > 0:  # the unit continued a request: its lane had just replied
+            m.to_tenant_us.append(to_tenant * 1e6)
+        if not msg["finished"]:    # the request goes on: this process decides its next unit
+            m.to_server_us.append(to_server * 1e6)
         r.pending.reached = msg["reached"]
-        m.round_trip_us.append(((msg["t_start"] - r.sent) + (time.monotonic() - msg["t_end"])) * 1e6)
         r.segments.extend(msg["segments"])
         m.boundary_us.extend(msg["boundary_us"])
         m.grant_us.append(msg["grant_us"])
@@ -452,6 +468,10 @@ class Server:
             m.latencies_ms.append(latency_ms)
             m.within += latency_ms <= m.qos_ms
             r.future.latency_ms = latency_ms  # submit -> last block done, for load generators
+            # ... and its parts, in µs: submitted -> first unit sent (queue, scheduling,
+            # inputs into shared memory), sent -> started in the tenant, running there
+            # (grants, blocks, outputs), finished -> seen here between its units
+            r.future.spent_us = {k: round(v * 1e6, 1) for k, v in r.spent.items()}
             self._completions.append((r.future, "result", outputs))
 
     def _on_death(self, m: Model, process) -> None:
@@ -487,6 +507,7 @@ class Server:
                 for i, a in zip(m.profile.inputs, r.arrays):
                     lane.memory.inputs[i["name"]][...] = a
                 lane.request, r.lane, r.started, r.arrays = r, k, now, None
+                r.spent["to_first_unit"] = time.monotonic() - r.pending.arrival
             lane = m.lanes[r.lane]
             lane.memory.control[shm.YIELD] = 0
             r.running, r.yield_asked = True, False
