@@ -9,7 +9,10 @@
 - a block boundary inside the tenant (stop-point check, variant selection) and a core
   grant (thread count + re-pinning), in µs and as a share of the median block;
 - the scheduler round trip (unit sent -> started in the tenant, finished -> seen by
-  the server), which the design pays per unit, not per block.
+  the server), which the design pays per unit, not per block;
+- where one served request's time goes (`request_us_medians`): submit -> first unit
+  sent, -> started in the tenant, in the tenant, back to the server between units,
+  and the rest up to `result()` returning (the last reply and the caller's wake-up).
 
 Usage: benchmarks/runtime_costs.py BUNDLE [--rounds 10] [--per-round 5] [--gap-ms 20] [--policy block-adaptive]
 Prints one JSON object.  A benchmark: it asserts nothing.
