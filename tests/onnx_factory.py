@@ -29,6 +29,32 @@ def tiny_conv(dynamic_batch: bool = False, with_init_as_input: bool = False) -> 
     return _model(nodes, inputs, [y], [w, b])
 
 
+def conv_batch_norm() -> onnx.ModelProto:
+    """Conv -> BatchNormalization -> Relu twice, with a residual Add (as in resnet50), a
+    Conv without bias, and one Conv whose output a second node also reads (not foldable)."""
+    rng = np.random.default_rng(2)
+
+    def init(name, shape, low=None):
+        a = rng.uniform(0.5, 1.5, shape) if low == "positive" else rng.normal(0, 0.3, shape)
+        return numpy_helper.from_array(a.astype(np.float32), name)
+
+    inits = [init("w0", (8, 3, 3, 3)), init("b0", (8,)), init("w1", (8, 8, 1, 1)), init("w2", (8, 8, 3, 3))]
+    for k in (0, 1, 2):
+        inits += [init(f"g{k}", (8,)), init(f"beta{k}", (8,)), init(f"mean{k}", (8,)), init(f"var{k}", (8,), "positive")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])
+    bn = lambda k, src, dst: helper.make_node(  # noqa: E731
+        "BatchNormalization", [src, f"g{k}", f"beta{k}", f"mean{k}", f"var{k}"], [dst], name=f"bn{k}", epsilon=1e-3)
+    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], name="conv0", pads=[1, 1, 1, 1]),
+             bn(0, "c0", "n0"), helper.make_node("Relu", ["n0"], ["r0"], name="relu0"),
+             helper.make_node("Conv", ["r0", "w1"], ["c1"], name="conv1"),          # no bias
+             bn(1, "c1", "n1"), helper.make_node("Add", ["n1", "r0"], ["s1"], name="add1"),
+             helper.make_node("Relu", ["s1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+             bn(2, "c2", "n2"), helper.make_node("Add", ["n2", "c2"], ["y"], name="add2")]  # c2 read twice
+    return _model(nodes, [x], [y], inits)
+
+
 def unsupported_op() -> onnx.ModelProto:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])

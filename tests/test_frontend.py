@@ -85,3 +85,43 @@ def test_initializers_listed_as_inputs_are_weights(tmp_path):
 def test_api_raises_bad_input(tmp_path):
     with pytest.raises(mtcc.BadInput, match="no such file"):
         mtcc.inspect(tmp_path / "absent.onnx")
+
+
+def test_batch_norm_folded_into_its_conv_computes_the_same(tmp_path):
+    # Each BatchNormalization after a Conv whose output nothing else reads becomes that
+    # Conv's weights and bias (also for a Conv without bias); the one whose Conv output is
+    # read twice stays.  ONNX Runtime gives the same outputs before and after, and the
+    # Relax import with folding (TVM's default schedules) matches ONNX Runtime on the
+    # original: its fused conv tasks now end in the ReLU instead of leaving it a task.
+    import numpy as np
+    import onnxruntime as ort
+
+    from mtcc.api import inspect
+    from mtcc.bench import baselines
+    from mtcc.frontend.onnx_import import fold_batch_norms
+    from mtcc.target import make_target
+    from mtcc.tune import compile as build
+    from conftest import HOST_MCPU
+    from onnx_factory import conv_batch_norm
+
+    original = conv_batch_norm()
+    folded, count = fold_batch_norms(original)
+    assert count == 2
+    ops = [n.op_type for n in folded.graph.node]
+    assert ops.count("BatchNormalization") == 1 and ops.count("Conv") == 3
+    assert fold_batch_norms(folded)[1] == 0
+    x = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    want = ort.InferenceSession(original.SerializeToString()).run(None, {"x": x})[0]
+    got = ort.InferenceSession(folded.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+
+    path = save(original, tmp_path / "conv_bn.onnx")
+    for fold in (True, False):
+        model, mod = mtcc.frontend.import_model(path, fold_batch_norm=fold)
+        compiled = build.compile_module(mod, make_target(HOST_MCPU, 2))
+        feeds = baselines.random_inputs(model, 0)
+        got = compiled.session().run(feeds["x"])[0]
+        want = baselines.OnnxRuntime(model).run(feeds)[0]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+    names = [t["name"] for t in inspect(path)["tasks"]]
+    assert not any(n.startswith("fused_relu") or n == "relu" for n in names), names

@@ -211,6 +211,8 @@ def test_killed_run_is_recorded_and_marked_interrupted(killed_and_resumed):
     assert final["runs"][0]["date"] == killed_meta["runs"][0]["date"]
     assert final["runs"][1]["trials_new"] > 0 and final["runs"][2]["trials_new"] == 0
     assert final["trials_total"] == len(_lines(killed_and_resumed["out"] / schedules_db.RECORDS))
+    # a new folder folds batch norm, and says so for every later stage
+    assert killed_meta[schedules_db.FOLD_BATCH_NORM] is True and final[schedules_db.FOLD_BATCH_NORM] is True
 
 
 @pytest.mark.slow
@@ -253,6 +255,32 @@ def test_rerun_without_resume_refuses(tuned_dir, tiny_model):
     assert len(lines) == 1 and "--out" in lines[0], r.stderr
     assert r.stdout == ""
     assert (tuned_dir / schedules_db.RECORDS).read_bytes() == before
+
+
+@pytest.mark.slow
+def test_resume_refuses_the_other_batch_norm_import(tuned_dir, tiny_model):
+    before = (tuned_dir / schedules_db.RECORDS).read_bytes()
+    r = run_mtcc("tune", tiny_model, "--target", TARGET, "--trials", BUDGET, "--out", tuned_dir, "--resume",
+                 "--no-fold-batch-norm", timeout=300)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--no-fold-batch-norm" in lines[0], r.stderr
+    assert (tuned_dir / schedules_db.RECORDS).read_bytes() == before
+
+
+def test_import_choice_follows_the_folder(tmp_path):
+    # A new folder folds unless asked not to; one with records keeps the import its
+    # workloads came from (no key: tuned before folding existed, so not folded).
+    from mtcc.errors import BadInput
+    from mtcc.tune.driver import _import_choice
+
+    assert _import_choice(tmp_path, None) is True and _import_choice(tmp_path, False) is False
+    (tmp_path / schedules_db.RECORDS).write_text('[0,[[[],[]],[1e-05],{"kind":"llvm"},[]]]\n')
+    assert _import_choice(tmp_path, None) is False
+    with pytest.raises(BadInput, match="--fold-batch-norm"):
+        _import_choice(tmp_path, True)
+    (tmp_path / schedules_db.META).write_text(json.dumps({schedules_db.FOLD_BATCH_NORM: True}))
+    assert _import_choice(tmp_path, None) is True and _import_choice(tmp_path, True) is True
 
 
 # ------------------------------------------------------------------ point 10: MetaSchedule reads it

@@ -256,6 +256,9 @@ Examples:
                    "counts the records of these tasks.")
 @click.option("--layout", type=click.Choice(["NCHWc", "NCHW"]), default="NCHWc", show_default=True,
               help="Convolution data layout to tune and compile.")
+@click.option("--fold-batch-norm/--no-fold-batch-norm", "fold_batch_norm", default=None,
+              help="Fold BatchNormalization into the Conv before it, so the convolution's task ends in its "
+                   "bias, residual add and ReLU (default: on for a new --out; --resume keeps what tune.json records).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME:DIMS")
 @click.option("--rpc-tracker", default=None, metavar="HOST:PORT", help="Measure through a TVM RPC tracker.")
 @click.option("--rpc-key", default=None, help="Device key of the RPC servers to measure on.")
@@ -268,8 +271,8 @@ Examples:
               help="Variants kept per task (the Pareto set is capped at this).")
 @click.option("--calibration", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Calibration file (default schedules/calibration/<cpu>.json, else a quick 30 s calibration).")
-def tune_cmd(model, target, trials, out, resume, only_tasks, layout, input_shapes, rpc_tracker, rpc_key, stage, top_k,
-             max_variants, calibration, as_json):
+def tune_cmd(model, target, trials, out, resume, only_tasks, layout, fold_batch_norm, input_shapes, rpc_tracker, rpc_key,
+             stage, top_k, max_variants, calibration, as_json):
     """Tune every operator task of MODEL with MetaSchedule (XGBoost cost model)."""
     from ..tune import driver as tuning
     from ..target import PORTABLE_MCPU, describe, parse_target
@@ -296,7 +299,7 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, layout, input_shape
         with render.TuneDisplay(console) as display:
             result = tuning.tune(model, target=tgt, trials=trials, out=dest, input_shapes=list(input_shapes),
                                  layout=layout, rpc=rpc, listeners=[display.update], command=command,
-                                 only_tasks=list(only_tasks))
+                                 only_tasks=list(only_tasks), fold_batch_norm=fold_batch_norm)
         summary = result.as_dict()
         if not as_json:
             render.print_tune_table(console, summary)

@@ -228,8 +228,81 @@ def _simplify_for_import(proto):
     return out
 
 
-def to_relax(model: Model):
-    """Import with TVM's Relax ONNX frontend, weights bound as constants."""
+def fold_batch_norms(proto):
+    """Inference-time BatchNormalization folded into the Conv before it: y = s (conv(x)
+    - mean) + beta with s = scale / sqrt(var + eps) is the convolution with weights
+    W * s (per output channel) and bias (b - mean) s + beta.  Only where the Conv's
+    weights, bias and the BN's four parameters are initializers and the BN is the Conv's
+    only reader.  Returns (a copy with the pairs folded, how many), or (proto, 0)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    inits = {t.name: t for t in graph.initializer}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    for out in graph.output:
+        readers[out.name] = readers.get(out.name, 0) + 1
+    producer = {o: node for node in graph.node for o in node.output}
+    folds = {}  # BN node name (or index) -> (conv node, new weight, new bias)
+    for k, bn in enumerate(graph.node):
+        if bn.op_type != "BatchNormalization" or len(bn.output) != 1 or len(bn.input) != 5:
+            continue
+        conv = producer.get(bn.input[0])
+        if (conv is None or conv.op_type != "Conv" or readers.get(bn.input[0]) != 1
+                or any(n not in inits for n in [conv.input[1], *bn.input[1:]])
+                or (len(conv.input) > 2 and conv.input[2] not in inits)):
+            continue
+        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        scale, beta, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in bn.input[1:])
+        weight = numpy_helper.to_array(inits[conv.input[1]])
+        bias = (numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64) if len(conv.input) > 2
+                else np.zeros(weight.shape[0]))
+        s = scale / np.sqrt(var + eps)
+        new_weight = (weight.astype(np.float64) * s.reshape(-1, *[1] * (weight.ndim - 1))).astype(weight.dtype)
+        new_bias = ((bias - mean) * s + beta).astype(weight.dtype)
+        folds[k] = (conv, new_weight, new_bias)
+    if not folds:
+        return proto, 0
+    out = type(proto)()
+    out.CopyFrom(proto)
+    graph = out.graph
+    by_output = {o: node for node in graph.node for o in node.output}
+    new_inits, nodes = [], []
+    folded_convs = {}  # the Conv's old output -> the Conv that now writes the BN's output
+    for k, (conv, weight, bias) in folds.items():
+        bn = graph.node[k]
+        conv_copy = by_output[conv.output[0]]
+        base = conv_copy.name or conv_copy.output[0]
+        w_name, b_name = f"{base}__folded_weight", f"{base}__folded_bias"
+        new_inits += [numpy_helper.from_array(weight, w_name), numpy_helper.from_array(bias, b_name)]
+        attrs = list(conv_copy.attribute)
+        folded = helper.make_node("Conv", [conv_copy.input[0], w_name, b_name], [bn.output[0]], name=conv_copy.name)
+        folded.attribute.extend(attrs)
+        folded_convs[conv_copy.output[0]] = folded
+    skip = {k for k in folds}
+    for k, node in enumerate(graph.node):
+        if k in skip:
+            continue
+        nodes.append(folded_convs.get(node.output[0], node) if node.op_type == "Conv" else node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(new_inits)
+    # Parameters nobody reads any more (the old weights, the BN's four) leave the file.
+    used = {i for node in graph.node for i in node.input}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return out, len(folds)
+
+
+def to_relax(model: Model, fold_batch_norm: bool = True):
+    """Import with TVM's Relax ONNX frontend, weights bound as constants; with
+    `fold_batch_norm`, every BatchNormalization that follows a Conv is folded into its
+    weights first (fold_batch_norms()): the convolution's task then ends in its bias,
+    residual add and ReLU instead of leaving ReLU and add+ReLU as tasks of their own."""
     from tvm.relax.frontend.onnx import from_onnx
 
     shape_dict = {i.name: list(i.shape) for i in model.inputs}
@@ -239,8 +312,10 @@ def to_relax(model: Model):
         # them out of the user's terminal and fold the useful part into our one line.
         with warnings.catch_warnings(), _captured_output() as captured:
             warnings.simplefilter("ignore")
-            mod = from_onnx(_simplify_for_import(model.proto), shape_dict=shape_dict, dtype_dict=dtype_dict,
-                            keep_params_in_input=False)
+            proto = _simplify_for_import(model.proto)
+            if fold_batch_norm:
+                proto, _ = fold_batch_norms(proto)
+            mod = from_onnx(proto, shape_dict=shape_dict, dtype_dict=dtype_dict, keep_params_in_input=False)
     except Exception as e:  # noqa: BLE001 - TVM raises many kinds; report one line
         msg = str(e).strip().splitlines()
         detail = next((ln for ln in reversed(msg) if ln.strip()), type(e).__name__)
@@ -298,7 +373,8 @@ def _fill_output_shapes(model: Model, mod) -> None:
             model.outputs[k] = TensorInfo(info.name, shape, str(f.dtype))
 
 
-def import_model(path: str | Path, input_shapes=None):
-    """(Model, Relax IRModule) in one call."""
+def import_model(path: str | Path, input_shapes=None, fold_batch_norm: bool = True):
+    """(Model, Relax IRModule) in one call.  `fold_batch_norm`: see to_relax; a schedules
+    folder records which import its workloads came from (tune.database.folds_batch_norm)."""
     model = load(path, input_shapes)
-    return model, to_relax(model)
+    return model, to_relax(model, fold_batch_norm)

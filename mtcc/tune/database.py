@@ -55,6 +55,17 @@ def layout_of(schedules) -> str:
     return read_meta(schedules).get("layout", DEFAULT_LAYOUT)
 
 
+# tune.json's key for how the model was imported: with batch norm folded into the
+# convolutions or not (frontend.import_model).  The workloads differ, so every stage that
+# imports the model for a folder's records imports it the way the folder says; a folder
+# without the key was tuned before folding existed, without it.
+FOLD_BATCH_NORM = "fold_batch_norm"
+
+
+def folds_batch_norm(meta: dict) -> bool:
+    return bool(meta.get(FOLD_BATCH_NORM, False))
+
+
 def measure_threads(meta: dict) -> int | None:
     """Threads the database's candidates were timed on (the latest run that says)."""
     return next((r.get("measure_threads") for r in reversed(meta.get("runs", []))

@@ -23,7 +23,8 @@ from ..frontend import tasks as task_mod
 from ..frontend.layout import DEFAULT_LAYOUT
 from ..target import describe, target_cores, target_mcpu, target_name
 from ..threads import use_threads
-from .database import FAILED_SECS, META, RECORDS, check_folder, mean_secs, open_for_tuning, open_readonly, read_meta
+from .database import (FAILED_SECS, FOLD_BATCH_NORM, META, RECORDS, check_folder, folds_batch_norm, mean_secs,
+                       open_for_tuning, open_readonly, read_meta)
 
 
 
@@ -233,17 +234,19 @@ def _per_iter(remaining: int, num_tasks: int, cap: int) -> int:
 def tune(model_path, *, target, trials: int | None = None, out: str | Path | None = None,
          input_shapes=None, layout: str = DEFAULT_LAYOUT, rpc: RpcSpec | None = None,
          trials_per_iter: int = 32, seed: int = 0, listeners=(), command: str | None = None,
-         only_tasks=None) -> TuneResult:
+         only_tasks=None, fold_batch_norm: bool | None = None) -> TuneResult:
     """Tune every task of the model (or the tasks named in `only_tasks`) until the
-    database holds `trials` records for them in all."""
+    database holds `trials` records for them in all.  `fold_batch_norm` (None: on for a
+    new folder, as recorded for one that holds records) is recorded in tune.json."""
     import tvm.s_tir.meta_schedule as ms
 
     from .builder import WarmBuilder
 
-    model, mod = frontend.import_model(model_path, input_shapes)
+    out = Path(out) if out else default_out(Path(model_path).stem, target)  # Model.name is the file's stem
+    fold_batch_norm = _import_choice(out, fold_batch_norm)
+    model, mod = frontend.import_model(model_path, input_shapes, fold_batch_norm=fold_batch_norm)
     fused = task_mod.legalize_and_fuse(mod, target, layout)
     graph = task_mod.extract(mod, target, layout)
-    out = Path(out) if out else default_out(model.name, target)
     db = open_for_tuning(out)
     _quiet_metaschedule()
 
@@ -279,7 +282,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
             check_tracker(rpc)
         log_dir = out / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        _note_run_started(out, model, target, layout, command)
+        _note_run_started(out, model, target, layout, fold_batch_norm, command)
         contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, str(log_dir), seed=seed)
         builder = WarmBuilder()
         runner = make_runner(rpc)
@@ -302,7 +305,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
         trials_requested=progress.budget, trials_existing=progress.existing,
         trials_new=progress.new_trials, wall_s=wall, tasks=_task_summary(db, all_views, all_weights, flops),
     )
-    _write_meta(out, model, target, layout, result, command, noted)
+    _write_meta(out, model, target, layout, fold_batch_norm, result, command, noted)
     return result
 
 
@@ -328,11 +331,27 @@ def _task_summary(db, contexts, weights, flops) -> list[dict]:
     return rows
 
 
-def _base_meta(out: Path, model, target, layout: str) -> dict:
+def _import_choice(out: Path, asked: bool | None) -> bool:
+    """How to import the model for `out`: a folder that holds records keeps the import its
+    workloads came from (asking for the other is an error: its records would not apply);
+    a new one folds batch norm unless asked not to."""
+    holds_records = (out / RECORDS).exists() and (out / RECORDS).stat().st_size > 0
+    if not holds_records:
+        return True if asked is None else bool(asked)
+    recorded = folds_batch_norm(read_meta(out))
+    if asked is not None and bool(asked) != recorded:
+        flag = "--fold-batch-norm" if asked else "--no-fold-batch-norm"
+        raise BadInput(f"{flag}: {out} was tuned {'with' if recorded else 'without'} batch norm folded; "
+                       "its records apply only to that import (choose another --out)")
+    return recorded
+
+
+def _base_meta(out: Path, model, target, layout: str, fold_batch_norm: bool) -> dict:
     meta_path = out / META
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"runs": []}
     meta.update({"model": model.name, "model_sha256": model.sha256, "target": describe(target),
-                 "mcpu": target_mcpu(target), "num_cores": target_cores(target), "layout": layout})
+                 "mcpu": target_mcpu(target), "num_cores": target_cores(target), "layout": layout,
+                 FOLD_BATCH_NORM: fold_batch_norm})
     return meta
 
 
@@ -354,19 +373,19 @@ def _new_run(meta: dict, command: str | None) -> dict:
     return run
 
 
-def _note_run_started(out: Path, model, target, layout: str, command: str | None) -> None:
+def _note_run_started(out: Path, model, target, layout: str, fold_batch_norm: bool, command: str | None) -> None:
     """Record the run before its first trial, so a run that is killed is still listed
     (its command, date and machine) and the next run can say it was interrupted."""
-    meta = _base_meta(out, model, target, layout)
+    meta = _base_meta(out, model, target, layout, fold_batch_norm)
     _new_run(meta, command)
     _save_meta(out, meta)
 
 
-def _write_meta(out: Path, model, target, layout: str, result: TuneResult, command: str | None,
+def _write_meta(out: Path, model, target, layout: str, fold_batch_norm: bool, result: TuneResult, command: str | None,
                 noted: bool) -> None:
     """How these schedules were made, next to them: completes the run this process
     noted at its start (`noted`), or adds one for a run that had nothing to tune."""
-    meta = _base_meta(out, model, target, layout)
+    meta = _base_meta(out, model, target, layout, fold_batch_norm)
     meta.update({
         "trials_total": result.trials_existing + result.trials_new,
         "estimated_latency_ms": result.as_dict()["estimated_latency_ms"],
