@@ -275,6 +275,7 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, layout, fold_batch_
              stage, top_k, max_variants, calibration, as_json):
     """Tune every operator task of MODEL with MetaSchedule (XGBoost cost model)."""
     from ..tune import driver as tuning
+    from ..tune.database import holds_records
     from ..target import PORTABLE_MCPU, describe, parse_target
 
     console = make_console()
@@ -292,7 +293,7 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, layout, fold_batch_
     dest = out or tuning.default_out(Path(model).stem, tgt)
     summary = {"out": str(dest)}
     if stage in ("all", "search"):
-        if not resume and (Path(dest) / tuning.RECORDS).exists() and (Path(dest) / tuning.RECORDS).stat().st_size:
+        if not resume and holds_records(dest):
             raise BadInput(f"--out {dest}: already holds tuning records; pass --resume to continue them "
                            "or choose another --out")
         command = "mtcc tune " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None

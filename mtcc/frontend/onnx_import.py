@@ -234,24 +234,24 @@ def fold_batch_norms(proto):
     W * s (per output channel) and bias (b - mean) s + beta.  Only where the Conv's
     weights, bias and the BN's four parameters are initializers and the BN is the Conv's
     only reader.  Returns (a copy with the pairs folded, how many), or (proto, 0)."""
+    import collections
+
     import numpy as np
     from onnx import helper, numpy_helper
 
     graph = proto.graph
     inits = {t.name: t for t in graph.initializer}
-    readers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
-    for out in graph.output:
-        readers[out.name] = readers.get(out.name, 0) + 1
+    readers = collections.Counter([name for node in graph.node for name in node.input]
+                                  + [out.name for out in graph.output])
     producer = {o: node for node in graph.node for o in node.output}
-    folds = {}  # BN node name (or index) -> (conv node, new weight, new bias)
+    folded: dict[str, object] = {}   # a Conv's output -> the Conv that now writes its BN's output
+    dropped: set[int] = set()        # the folded BNs, by index
+    new_inits = []
     for k, bn in enumerate(graph.node):
         if bn.op_type != "BatchNormalization" or len(bn.output) != 1 or len(bn.input) != 5:
             continue
         conv = producer.get(bn.input[0])
-        if (conv is None or conv.op_type != "Conv" or readers.get(bn.input[0]) != 1
+        if (conv is None or conv.op_type != "Conv" or readers[bn.input[0]] != 1
                 or any(n not in inits for n in [conv.input[1], *bn.input[1:]])
                 or (len(conv.input) > 2 and conv.input[2] not in inits)):
             continue
@@ -261,41 +261,30 @@ def fold_batch_norms(proto):
         bias = (numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64) if len(conv.input) > 2
                 else np.zeros(weight.shape[0]))
         s = scale / np.sqrt(var + eps)
-        new_weight = (weight.astype(np.float64) * s.reshape(-1, *[1] * (weight.ndim - 1))).astype(weight.dtype)
-        new_bias = ((bias - mean) * s + beta).astype(weight.dtype)
-        folds[k] = (conv, new_weight, new_bias)
-    if not folds:
+        base = conv.name or conv.output[0]
+        w_name, b_name = f"{base}__folded_weight", f"{base}__folded_bias"
+        new_inits += [
+            numpy_helper.from_array((weight.astype(np.float64) * s.reshape(-1, *[1] * (weight.ndim - 1)))
+                                    .astype(weight.dtype), w_name),
+            numpy_helper.from_array(((bias - mean) * s + beta).astype(weight.dtype), b_name)]
+        node = helper.make_node("Conv", [conv.input[0], w_name, b_name], [bn.output[0]], name=conv.name)
+        node.attribute.extend(conv.attribute)
+        folded[conv.output[0]] = node
+        dropped.add(k)
+    if not dropped:
         return proto, 0
     out = type(proto)()
     out.CopyFrom(proto)
-    graph = out.graph
-    by_output = {o: node for node in graph.node for o in node.output}
-    new_inits, nodes = [], []
-    folded_convs = {}  # the Conv's old output -> the Conv that now writes the BN's output
-    for k, (conv, weight, bias) in folds.items():
-        bn = graph.node[k]
-        conv_copy = by_output[conv.output[0]]
-        base = conv_copy.name or conv_copy.output[0]
-        w_name, b_name = f"{base}__folded_weight", f"{base}__folded_bias"
-        new_inits += [numpy_helper.from_array(weight, w_name), numpy_helper.from_array(bias, b_name)]
-        attrs = list(conv_copy.attribute)
-        folded = helper.make_node("Conv", [conv_copy.input[0], w_name, b_name], [bn.output[0]], name=conv_copy.name)
-        folded.attribute.extend(attrs)
-        folded_convs[conv_copy.output[0]] = folded
-    skip = {k for k in folds}
-    for k, node in enumerate(graph.node):
-        if k in skip:
-            continue
-        nodes.append(folded_convs.get(node.output[0], node) if node.op_type == "Conv" else node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    graph.initializer.extend(new_inits)
+    nodes = [folded.get(node.output[0], node) if node.op_type == "Conv" else node
+             for k, node in enumerate(out.graph.node) if k not in dropped]
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
     # Parameters nobody reads any more (the old weights, the BN's four) leave the file.
-    used = {i for node in graph.node for i in node.input}
-    kept = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    return out, len(folds)
+    used = {i for node in nodes for i in node.input}
+    kept = [t for t in [*out.graph.initializer, *new_inits] if t.name in used]
+    del out.graph.initializer[:]
+    out.graph.initializer.extend(kept)
+    return out, len(dropped)
 
 
 def to_relax(model: Model, fold_batch_norm: bool = True):

@@ -41,8 +41,7 @@ class PlanExecutor:
             self.tensors[i] = self._make(i, s, weights)
         self._funcs: dict[str, object] = {}
         self.choice: list[str] = [c.function for c in plan.calls]
-        self._bound = [(self._func(c.function), tuple(self.tensors[j] for j in c.args + c.outputs))
-                       for c in plan.calls]
+        self._bound = [(self._func(c.function), self._call_args(c)) for c in plan.calls]
         self._aliased: dict[int, np.ndarray] = {}   # input slot -> the array its calls read in place
         self._out_views: tuple = ((), [])           # (ids of the arrays, their TVM views)
 
@@ -67,6 +66,10 @@ class PlanExecutor:
                 base = self.tensors[s.base] = self._make(s.base, self.plan.slots[s.base], weights)
             return base._create_view(s.shape, s.dtype, 0)
         raise ValueError(f"call plan: unknown slot kind {s.kind!r}")
+
+    def _call_args(self, call) -> tuple:
+        """The tensors a call is given: its arguments, then its outputs."""
+        return tuple(self.tensors[j] for j in call.args + call.outputs)
 
     def _func(self, name: str):
         f = self._funcs.get(name)
@@ -118,11 +121,9 @@ class PlanExecutor:
             if not stale:
                 break
             for i in stale:
-                s = self.plan.slots[i]
-                self.tensors[i] = self.tensors[s.base]._create_view(s.shape, s.dtype, 0)
+                self.tensors[i] = self._make(i, self.plan.slots[i], None)
                 remade.add(i)
-        self._bound = [(f, tuple(self.tensors[j] for j in c.args + c.outputs))
-                       for (f, _), c in zip(self._bound, self.plan.calls)]
+        self._bound = [(f, self._call_args(c)) for (f, _), c in zip(self._bound, self.plan.calls)]
         self._aliased = aliased
 
     def write_outputs_to(self, arrays: list[np.ndarray]) -> None:

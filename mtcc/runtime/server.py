@@ -448,12 +448,11 @@ class Server:
         to_tenant, to_server = msg["t_start"] - r.sent, time.monotonic() - msg["t_end"]
         r.spent["to_tenant"] += to_tenant
         r.spent["in_tenant"] += msg["t_end"] - msg["t_start"]
-        if not msg["finished"]:
-            r.spent["to_server"] += to_server
         m.round_trip_us.append((to_tenant + to_server) * 1e6)
         if r.pending.reached > 0:  # the unit continued a request: its lane had just replied
             m.to_tenant_us.append(to_tenant * 1e6)
         if not msg["finished"]:    # the request goes on: this process decides its next unit
+            r.spent["to_server"] += to_server
             m.to_server_us.append(to_server * 1e6)
         r.pending.reached = msg["reached"]
         r.segments.extend(msg["segments"])

@@ -44,6 +44,12 @@ def check_folder(path: Path) -> Path:
     return path
 
 
+def holds_records(folder) -> bool:
+    """Whether a schedules folder already holds tuning records (a non-empty database)."""
+    records = Path(folder) / RECORDS
+    return records.exists() and records.stat().st_size > 0
+
+
 def read_meta(schedules) -> dict:
     meta = Path(schedules) / META
     return json.loads(meta.read_text()) if meta.exists() else {}

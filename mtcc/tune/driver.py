@@ -23,8 +23,8 @@ from ..frontend import tasks as task_mod
 from ..frontend.layout import DEFAULT_LAYOUT
 from ..target import describe, target_cores, target_mcpu, target_name
 from ..threads import use_threads
-from .database import (FAILED_SECS, FOLD_BATCH_NORM, META, RECORDS, check_folder, folds_batch_norm, mean_secs,
-                       open_for_tuning, open_readonly, read_meta)
+from .database import (FAILED_SECS, FOLD_BATCH_NORM, META, RECORDS, check_folder, folds_batch_norm, holds_records,
+                       mean_secs, open_for_tuning, open_readonly, read_meta)
 
 
 
@@ -335,8 +335,7 @@ def _import_choice(out: Path, asked: bool | None) -> bool:
     """How to import the model for `out`: a folder that holds records keeps the import its
     workloads came from (asking for the other is an error: its records would not apply);
     a new one folds batch norm unless asked not to."""
-    holds_records = (out / RECORDS).exists() and (out / RECORDS).stat().st_size > 0
-    if not holds_records:
+    if not holds_records(out):
         return True if asked is None else bool(asked)
     recorded = folds_batch_norm(read_meta(out))
     if asked is not None and bool(asked) != recorded:
