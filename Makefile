@@ -40,15 +40,18 @@ test: models
 test-quick: models
 	$(BIN)/python -m pytest -q -ra -m "not slow"
 
-# The CI build step: a bundle per example model from its committed schedules (no tuning).
+# The CI build step: a bundle per committed schedules folder, for the level it was tuned for
+# (no tuning): build/<model>.mtcc from llvm-x86-64-v4, build/<model>-<level>.mtcc from
+# another level's folder (the names mtcc.bench.qos.example_bundle_path gives them).
 # Fails (non-zero) on a bad model or a missing or stale schedules folder.  Packing runs no
 # compiled code, so it also works on a CPU without AVX-512 (running the bundles does not).
-PACKED := $(patsubst schedules/%/llvm-x86-64-v4/database_tuning_record.json,build/%.mtcc,$(wildcard schedules/*/llvm-x86-64-v4/database_tuning_record.json))
+FOLDERS := $(patsubst %/database_tuning_record.json,%,$(wildcard schedules/*/llvm-*/database_tuning_record.json))
 pack: models
-	@test -n "$(PACKED)" || { echo "no committed schedules under schedules/*/llvm-x86-64-v4" >&2; exit 2; }
+	@test -n "$(filter %/llvm-x86-64-v4,$(FOLDERS))" || { echo "no committed schedules under schedules/*/llvm-x86-64-v4" >&2; exit 2; }
 	@mkdir -p build
-	@for b in $(PACKED); do m=$$(basename $$b .mtcc); \
-	  $(BIN)/mtcc pack $(MODELS)/$$m.onnx --schedules schedules/$$m/llvm-x86-64-v4 -o $$b --json || exit $$?; \
+	@for d in $(FOLDERS); do m=$$(basename $$(dirname $$d)); level=$${d##*/llvm-}; \
+	  b=build/$$m.mtcc; [ "$$level" = x86-64-v4 ] || b=build/$$m-$$level.mtcc; \
+	  $(BIN)/mtcc pack $(MODELS)/$$m.onnx --schedules $$d -o $$b --json || exit $$?; \
 	done
 
 # Isolated latency against ONNX Runtime / OpenVINO (a benchmark: prints ratios, asserts nothing).

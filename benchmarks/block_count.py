@@ -27,16 +27,18 @@ ROOT = Path(__file__).resolve().parent.parent
 def bundles_for(models: list[str], max_blocks: int) -> dict[str, Path]:
     """Each example model packed from its committed schedules with at most `max_blocks`."""
     import mtcc
-    from mtcc.target import PORTABLE_MCPU, host_portable_mcpu
+    from mtcc.bench.qos import example_bundle_path, example_schedules
+    from mtcc.target import host_portable_mcpu
 
     out = {}
+    mcpu = host_portable_mcpu()
     for name in models:
-        path = ROOT / "build" / "blocks" / f"{name}-{host_portable_mcpu()}-{max_blocks}.mtcc"
+        path = ROOT / "build" / "blocks" / f"{example_bundle_path(ROOT, name, mcpu).stem}-{max_blocks}.mtcc"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             print(f"packing {path.relative_to(ROOT)}", flush=True)
-            mtcc.pack(ROOT / "examples" / "models" / f"{name}.onnx", ROOT / "schedules" / name / f"llvm-{PORTABLE_MCPU}",
-                      path, target=host_portable_mcpu(), max_blocks=max_blocks, min_block_us=0.0)
+            mtcc.pack(ROOT / "examples" / "models" / f"{name}.onnx", example_schedules(ROOT, name, mcpu),
+                      path, target=mcpu, max_blocks=max_blocks, min_block_us=0.0)
         out[name] = path
     return out
 

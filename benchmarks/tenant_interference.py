@@ -43,20 +43,9 @@ while True:
 
 
 def example_bundles() -> list[Path]:
-    from mtcc.bench.qos import example_bundle_path
-    from mtcc.target import host_portable_mcpu
+    from mtcc.bench.qos import example_bundles as packed_examples
 
-    import mtcc
-
-    out = []
-    for name in EXAMPLES:
-        path = example_bundle_path(ROOT, name, host_portable_mcpu())
-        if not path.exists():
-            print(f"packing {name} -> {path}", file=sys.stderr)
-            mtcc.pack(ROOT / "examples" / "models" / f"{name}.onnx",
-                      ROOT / "schedules" / name / "llvm-x86-64-v4", path, target=host_portable_mcpu())
-        out.append(path)
-    return out
+    return list(packed_examples(EXAMPLES, progress=lambda line: print(line, file=sys.stderr))[0].values())
 
 
 def start_neighbours(bundle: Path, cores: list[int]) -> list[subprocess.Popen]:

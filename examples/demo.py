@@ -25,7 +25,7 @@ from rich.table import Table
 import mtcc
 from mtcc import frontend
 from mtcc.bench import baselines
-from mtcc.bench.qos import example_bundle_path
+from mtcc.bench.qos import example_bundle_path, example_schedules
 from mtcc.runtime.loader import pin_cores
 from mtcc.target import PORTABLE_MCPU, host_portable_mcpu, make_target
 from mtcc.tune.compile import compile_module
@@ -103,13 +103,14 @@ def main() -> int:
     feeds = baselines.random_inputs(model, seed=0)
     ort = baselines.OnnxRuntime(model, threads=1)
     want = ort.run(feeds)
-    schedules = ROOT / "schedules" / name / f"llvm-{PORTABLE_MCPU}"
-    # The committed schedules were tuned for AVX-512 (x86-64-v4).  On a CPU without it
-    # the same records are built for the newest level it runs: same outputs, slower.
+    # Schedules tuned for this CPU's level where committed; else the AVX-512 (x86-64-v4)
+    # records built for the newest level it runs: same outputs, slower.
     mcpu = host_portable_mcpu()
-    if mcpu != PORTABLE_MCPU:
-        console.print(f"[yellow]this CPU has no AVX-512: the {PORTABLE_MCPU} schedules are built for {mcpu} "
-                      f"here (same outputs, slower than on the CPUs they were tuned for)[/yellow]")
+    schedules = example_schedules(ROOT, name, mcpu)
+    if schedules.name != f"llvm-{mcpu}":
+        console.print(f"[yellow]this CPU has no AVX-512 and no schedules tuned for {mcpu} are committed for {name}: "
+                      f"the {PORTABLE_MCPU} schedules are built for {mcpu} here (same outputs, slower than on the "
+                      f"CPUs they were tuned for)[/yellow]")
     try:
         worst = compare(console, name, path, schedules, model, mod, feeds, ort, want, mcpu)
         bundle_path = None

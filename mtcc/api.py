@@ -52,8 +52,8 @@ def compile(model, schedules=None, target=None, input_shapes=None, layout=None):
     from .tune import database as schedules_db
     from .tune.compile import compile_module
 
-    folds = schedules_db.folds_batch_norm(schedules_db.read_meta(schedules)) if schedules is not None else True
-    model_info, mod = frontend.import_model(model, input_shapes, fold_batch_norm=folds)
+    options = schedules_db.import_options(schedules_db.read_meta(schedules)) if schedules is not None else {}
+    model_info, mod = frontend.import_model(model, input_shapes, **options)
     database = schedules_db.open_readonly(schedules) if schedules is not None else None
     if target is None:  # the folder's own target (one definition: DatabaseLines.target)
         target = schedules_db.DatabaseLines(schedules).target() if schedules is not None else make_target(PORTABLE_MCPU)

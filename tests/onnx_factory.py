@@ -55,6 +55,25 @@ def conv_batch_norm() -> onnx.ModelProto:
     return _model(nodes, [x], [y], inits)
 
 
+def classifier_heads(opset: int = 17) -> onnx.ModelProto:
+    """A stem conv, then two 1x1 heads whose output channels miss the layout's block of 16:
+    30 channels with bias (pads to 32: worth it) and 20 without (32 would be 1.6x the work)."""
+    rng = np.random.default_rng(3)
+    init = lambda name, shape: numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)  # noqa: E731
+    inits = [init("w0", (16, 3, 3, 3)), init("b0", (16,)), init("w1", (30, 16, 1, 1)), init("b1", (30,)),
+             init("w2", (20, 16, 1, 1))]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 12, 12])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 30, 1, 1])
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 20, 12, 12])
+    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], name="stem", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
+             helper.make_node("Conv", ["r0", "w1", "b1"], ["c1"], name="head30"),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("GlobalAveragePool", ["r1"], ["y"], name="pool"),
+             helper.make_node("Conv", ["r0", "w2"], ["z"], name="head20")]
+    return _model(nodes, [x], [y, z], inits, opset=opset)
+
+
 def unsupported_op() -> onnx.ModelProto:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])

@@ -79,3 +79,27 @@ def test_single_times_the_relax_vm_and_the_call_plan_executor(models_dir):
     plan = rows["mtcc-plan"]
     assert plan["ratio_to_relax_vm"] == pytest.approx(plan["p50_ms"] / rows["mtcc"]["p50_ms"], rel=0.01)
     assert report["summary"]["plan_executor_ratio_to_relax_vm"] == {"transformer@1t": plan["ratio_to_relax_vm"]}
+
+
+def test_examples_are_built_from_schedules_tuned_for_this_level(tmp_path):
+    # Schedules tuned for the CPU's level win where committed; else the portable x86-64-v4
+    # records are built for it, and the bundle's name says so (no stale file is reused for
+    # the other source).
+    from mtcc.bench.qos import example_bundle_path, example_schedules
+    from mtcc.tune.database import RECORDS
+
+    def commit(level):
+        folder = tmp_path / "schedules" / "m" / f"llvm-{level}"
+        folder.mkdir(parents=True)
+        (folder / RECORDS).write_text("[0]\n")
+        return folder
+
+    portable = commit("x86-64-v4")
+    assert example_schedules(tmp_path, "m", "x86-64-v4") == portable
+    assert example_schedules(tmp_path, "m", "x86-64-v3") == portable
+    assert example_bundle_path(tmp_path, "m", "x86-64-v4").name == "m.mtcc"
+    assert example_bundle_path(tmp_path, "m", "x86-64-v3").name == "m-x86-64-v4-as-x86-64-v3.mtcc"
+    own = commit("x86-64-v3")
+    assert example_schedules(tmp_path, "m", "x86-64-v3") == own
+    assert example_bundle_path(tmp_path, "m", "x86-64-v3").name == "m-x86-64-v3.mtcc"
+    assert example_schedules(tmp_path, "m", "x86-64-v4") == portable

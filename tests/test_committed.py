@@ -12,10 +12,18 @@ import pytest
 from conftest import EXAMPLES, HOST_MCPU, ROOT
 
 TARGET_DIR = "llvm-x86-64-v4"
+# Every committed schedules folder: the portable x86-64-v4 ones of every example, and
+# those tuned for another level (x86-64-v3: a CPU without AVX-512) where committed.
+COMMITTED = sorted(str(p.parent.relative_to(ROOT / "schedules"))
+                   for p in (ROOT / "schedules").glob("*/llvm-*/database_tuning_record.json"))
 
 
 def _schedules(name):
     return ROOT / "schedules" / name / TARGET_DIR
+
+
+def test_every_example_has_portable_schedules():
+    assert {f"{name}/{TARGET_DIR}" for name in EXAMPLES} <= set(COMMITTED)
 
 
 def _selection_differences(sched) -> list[str]:
@@ -34,14 +42,14 @@ def _selection_differences(sched) -> list[str]:
     return diffs
 
 
-@pytest.mark.parametrize("name", EXAMPLES)
-def test_committed_variants_match_their_characterization(name, tmp_path):
+@pytest.mark.parametrize("folder", COMMITTED)
+def test_committed_variants_match_their_characterization(folder, tmp_path):
     """variants.json is derived data: regenerating it from the committed
     characterization.json gives the committed file exactly (a stale or hand-edited
     one would pack variants nobody measured that way)."""
     import shutil
 
-    sched = _schedules(name)
+    sched = ROOT / "schedules" / folder
     assert (sched / "variants.json").is_file() and (sched / "characterization.json").is_file()
     assert _selection_differences(sched) == [], \
         f"{sched}/variants.json is stale: run `mtcc tune ... --stage characterize` (select) again"
@@ -67,23 +75,26 @@ def test_committed_variants_match_their_characterization(name, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", EXAMPLES)
-def test_committed_schedules_pack_and_every_variant_matches_onnxruntime(models_dir, name, tmp_path):
+@pytest.mark.parametrize("folder", COMMITTED)
+def test_committed_schedules_pack_and_every_variant_matches_onnxruntime(models_dir, folder, tmp_path):
     import mtcc
     from mtcc import frontend
     from mtcc.bench import baselines
     from mtcc.packing import pack
+    from mtcc.target import PORTABLE_LEVELS
 
-    sched = _schedules(name)
-    assert (sched / "database_tuning_record.json").is_file(), f"no committed schedules for {name}"
+    name = folder.split("/")[0]
+    sched = ROOT / "schedules" / folder
     meta = json.loads((sched / "tune.json").read_text())
-    assert meta["mcpu"] == "x86-64-v4" and meta["runs"], "tune.json must say how the schedules were made"
+    assert sched.name == f"llvm-{meta['mcpu']}" and meta["runs"], "tune.json must say how the schedules were made"
 
     model_path = models_dir / f"{name}.onnx"
-    # Built for what this CPU runs: the tuned target itself on an AVX-512 machine, else the
-    # same records for x86-64-v3 (packing for the tuned target everywhere is `make pack`'s
-    # job in CI; a bundle this CPU cannot run is test_bundle_for_another_cpu_is_refused).
-    target = None if HOST_MCPU == meta["mcpu"] else HOST_MCPU
+    # Built for the tuned target where this CPU runs it (levels are ordered newest first),
+    # else the same records for this CPU's level (packing for the tuned target everywhere is
+    # `make pack`'s job in CI; a bundle this CPU cannot run is
+    # test_bundle_for_another_cpu_is_refused).
+    runs_here = PORTABLE_LEVELS.index(HOST_MCPU) <= PORTABLE_LEVELS.index(meta["mcpu"])
+    target = None if runs_here else HOST_MCPU
     info = pack(model_path, sched, tmp_path / f"{name}.mtcc", target=target)
     loaded = mtcc.load(info["path"])
     has_variants = (sched / "variants.json").exists()

@@ -87,6 +87,42 @@ def test_api_raises_bad_input(tmp_path):
         mtcc.inspect(tmp_path / "absent.onnx")
 
 
+@pytest.mark.parametrize("opset", [9, 17])  # squeezenet's opset reads Slice from attributes
+def test_conv_padded_to_the_block_runs_blocked_and_computes_the_same(tmp_path, opset):
+    # A conv whose output channels miss the block of 16 by a little (30) is padded to 32
+    # and sliced back, so the layout pass blocks it; one that would waste too much (20)
+    # stays as it was.  Compiled (TVM's default schedules), both imports match ONNX
+    # Runtime on the original model.
+    import numpy as np
+
+    from mtcc.bench import baselines
+    from mtcc.frontend import tasks
+    from mtcc.frontend.onnx_import import pad_conv_channels
+    from mtcc.target import make_target
+    from mtcc.tune import compile as build
+    from conftest import HOST_MCPU
+    from onnx_factory import classifier_heads
+
+    original = classifier_heads(opset)
+    padded, count = pad_conv_channels(original, 16)
+    assert count == 1
+    assert [n.op_type for n in padded.graph.node].count("Slice") == 1
+    assert pad_conv_channels(original, 16, max_share=1.0)[1] == 2
+    path = save(original, tmp_path / "heads.onnx")
+    target = make_target(HOST_MCPU, 2)
+    blocked = {}
+    for pad in (True, False):
+        model, mod = mtcc.frontend.import_model(path, pad_output_channels=pad)
+        blocked[pad] = sum(t.name.startswith("fused_conv2d_NCHWc") for t in tasks.extract(mod, target).tasks)
+        compiled = build.compile_module(mod, target)
+        feeds = baselines.random_inputs(model, 0)
+        want = baselines.OnnxRuntime(model).run(feeds)
+        for got, expected in zip(compiled.session().run(feeds["x"]), want):
+            assert got.shape == expected.shape
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
+    assert (blocked[True], blocked[False]) == (1, 0), blocked
+
+
 def test_batch_norm_folded_into_its_conv_computes_the_same(tmp_path):
     # Each BatchNormalization after a Conv whose output nothing else reads becomes that
     # Conv's weights and bias (also for a Conv without bias); the one whose Conv output is

@@ -414,3 +414,13 @@ def test_blocks_cut_where_demand_changes():
     assert [b["est_us"] for b in made] == [2.0, 2.0, 2.0]
     assert made[0]["scaling"] == 2.0 and made[1]["scaling"] is None
     assert blocks_rule.reference_cost({"1c/none": 4.0, "1c/high": 9.0}, 2) == 4.0
+
+
+def test_a_block_table_keeps_its_cells_beside_a_task_too_short_to_characterize():
+    # reshape (1 µs) has only the tuner's time, labelled with the cores it was measured
+    # on; it counts in every cell, so the block keeps its 1-core and pressure cells.
+    conv = {"1c/none": 100.0, "1c/high": 130.0, "2c/none": 60.0}
+    assert blocks_rule.block_table([conv, {"2c/none": 1.0}]) == {"1c/high": 131.0, "1c/none": 101.0, "2c/none": 61.0}
+    assert blocks_rule.block_table([conv, {"1c/none": 90.0, "2c/none": 50.0}]) == {"1c/none": 190.0, "2c/none": 110.0}
+    assert blocks_rule.block_table([{"2c/none": 1.0}, {"2c/none": 2.0}]) == {"2c/none": 3.0}
+    assert blocks_rule.block_table([conv, {}]) == {} and blocks_rule.block_table([]) == {}

@@ -211,8 +211,9 @@ def test_killed_run_is_recorded_and_marked_interrupted(killed_and_resumed):
     assert final["runs"][0]["date"] == killed_meta["runs"][0]["date"]
     assert final["runs"][1]["trials_new"] > 0 and final["runs"][2]["trials_new"] == 0
     assert final["trials_total"] == len(_lines(killed_and_resumed["out"] / schedules_db.RECORDS))
-    # a new folder folds batch norm, and says so for every later stage
-    assert killed_meta[schedules_db.FOLD_BATCH_NORM] is True and final[schedules_db.FOLD_BATCH_NORM] is True
+    # a new folder folds batch norm and pads channels, and says so for every later stage
+    for key in schedules_db.IMPORT_OPTIONS:
+        assert killed_meta[key] is True and final[key] is True
 
 
 @pytest.mark.slow
@@ -269,18 +270,22 @@ def test_resume_refuses_the_other_batch_norm_import(tuned_dir, tiny_model):
 
 
 def test_import_choice_follows_the_folder(tmp_path):
-    # A new folder folds unless asked not to; one with records keeps the import its
-    # workloads came from (no key: tuned before folding existed, so not folded).
+    # A new folder folds and pads unless asked not to fold; one with records keeps the
+    # import its workloads came from (no key: tuned before that option existed, so off).
     from mtcc.errors import BadInput
     from mtcc.tune.driver import _import_choice
 
-    assert _import_choice(tmp_path, None) is True and _import_choice(tmp_path, False) is False
+    fold, pad = schedules_db.FOLD_BATCH_NORM, schedules_db.PAD_OUTPUT_CHANNELS
+    assert _import_choice(tmp_path, None) == {fold: True, pad: True}
+    assert _import_choice(tmp_path, False) == {fold: False, pad: True}
     (tmp_path / schedules_db.RECORDS).write_text('[0,[[[],[]],[1e-05],{"kind":"llvm"},[]]]\n')
-    assert _import_choice(tmp_path, None) is False
+    assert _import_choice(tmp_path, None) == {fold: False, pad: False}
     with pytest.raises(BadInput, match="--fold-batch-norm"):
         _import_choice(tmp_path, True)
-    (tmp_path / schedules_db.META).write_text(json.dumps({schedules_db.FOLD_BATCH_NORM: True}))
-    assert _import_choice(tmp_path, None) is True and _import_choice(tmp_path, True) is True
+    (tmp_path / schedules_db.META).write_text(json.dumps({fold: True}))
+    assert _import_choice(tmp_path, None) == _import_choice(tmp_path, True) == {fold: True, pad: False}
+    (tmp_path / schedules_db.META).write_text(json.dumps({fold: True, pad: True}))
+    assert _import_choice(tmp_path, None) == {fold: True, pad: True}
 
 
 # ------------------------------------------------------------------ point 10: MetaSchedule reads it

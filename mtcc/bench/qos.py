@@ -423,25 +423,40 @@ def simulate_many(profiles: dict, scales: dict, core_counts, policies, headline:
     return rows
 
 
+def example_schedules(root: Path, name: str, mcpu: str) -> Path:
+    """The committed schedules an example model is built from for a CPU of level `mcpu`:
+    those tuned for that level where committed (schedules/<name>/llvm-<mcpu>), else the
+    portable x86-64-v4 ones (built for `mcpu`: the same outputs, usually much slower)."""
+    from ..target import PORTABLE_MCPU
+    from ..tune.database import RECORDS
+
+    own = root / "schedules" / name / f"llvm-{mcpu}"
+    return own if (own / RECORDS).exists() else root / "schedules" / name / f"llvm-{PORTABLE_MCPU}"
+
+
 def example_bundle_path(root: Path, name: str, mcpu: str) -> Path:
-    """Where an example model's bundle lives (the demo packs the same file): build/<name>.mtcc
-    for the committed schedules' own level, build/<name>-<level>.mtcc for another."""
+    """Where an example model's bundle for a CPU of level `mcpu` lives (the demo packs the
+    same file): build/<name>.mtcc for the portable level, build/<name>-<level>.mtcc for
+    schedules tuned for another level, build/<name>-<tuned>-as-<level>.mtcc for schedules
+    built for a level they were not tuned for."""
     from ..target import PORTABLE_MCPU
 
-    return root / "build" / (f"{name}.mtcc" if mcpu == PORTABLE_MCPU else f"{name}-{mcpu}.mtcc")
+    tuned = example_schedules(root, name, mcpu).name.removeprefix("llvm-")
+    stem = name if tuned == mcpu == PORTABLE_MCPU else f"{name}-{mcpu}" if tuned == mcpu else f"{name}-{tuned}-as-{mcpu}"
+    return root / "build" / f"{stem}.mtcc"
 
 
 def example_bundles(names, progress: Progress = None) -> tuple[dict[str, Path], dict[str, Path]]:
     """The example models' bundles under build/, packed from the committed schedules
     when missing (for this CPU's instruction-set level), and their ONNX files."""
-    from ..target import PORTABLE_MCPU, host_portable_mcpu
+    from ..target import host_portable_mcpu
 
     root = Path(__file__).resolve().parents[2]
     mcpu = host_portable_mcpu()
     bundles, onnx = {}, {}
     for name in names:
         model = root / "examples" / "models" / f"{name}.onnx"
-        schedules = root / "schedules" / name / f"llvm-{PORTABLE_MCPU}"
+        schedules = example_schedules(root, name, mcpu)
         if not model.exists():
             raise BadInput(f"{model}: no such example model (make models creates them)")
         path = example_bundle_path(root, name, mcpu)

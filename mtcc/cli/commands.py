@@ -466,9 +466,12 @@ def _bench_single(console, models, schedules, threads, repeats, warmup, baseline
         raise BadInput("give at least one MODEL.onnx")
     if schedules and len(schedules) != len(models):
         raise BadInput(f"--schedules given {len(schedules)} times for {len(models)} models: give one per model")
+    from ..bench.qos import example_schedules
+    from ..target import host_portable_mcpu
+
     items = []
     for k, m in enumerate(models):
-        sched = schedules[k] if schedules else Path("schedules") / Path(m).stem / "llvm-x86-64-v4"
+        sched = schedules[k] if schedules else example_schedules(Path("."), Path(m).stem, host_portable_mcpu())
         items.append({"model": m, "schedules": sched if Path(sched).exists() else None})
     systems = ["mtcc", "mtcc-plan", "onnxruntime"]
     if not baselines or "openvino" in baselines:

@@ -243,14 +243,13 @@ def fold_batch_norms(proto):
     inits = {t.name: t for t in graph.initializer}
     readers = collections.Counter([name for node in graph.node for name in node.input]
                                   + [out.name for out in graph.output])
-    producer = {o: node for node in graph.node for o in node.output}
-    folded: dict[str, object] = {}   # a Conv's output -> the Conv that now writes its BN's output
-    dropped: set[int] = set()        # the folded BNs, by index
+    producer = {o: k for k, node in enumerate(graph.node) for o in node.output}
+    replaced: dict[int, list] = {}   # a Conv's index -> [the Conv that writes its BN's output]; a BN's -> []
     new_inits = []
     for k, bn in enumerate(graph.node):
         if bn.op_type != "BatchNormalization" or len(bn.output) != 1 or len(bn.input) != 5:
             continue
-        conv = producer.get(bn.input[0])
+        conv = graph.node[producer[bn.input[0]]] if bn.input[0] in producer else None
         if (conv is None or conv.op_type != "Conv" or readers[bn.input[0]] != 1
                 or any(n not in inits for n in [conv.input[1], *bn.input[1:]])
                 or (len(conv.input) > 2 and conv.input[2] not in inits)):
@@ -269,30 +268,92 @@ def fold_batch_norms(proto):
             numpy_helper.from_array(((bias - mean) * s + beta).astype(weight.dtype), b_name)]
         node = helper.make_node("Conv", [conv.input[0], w_name, b_name], [bn.output[0]], name=conv.name)
         node.attribute.extend(conv.attribute)
-        folded[conv.output[0]] = node
-        dropped.add(k)
-    if not dropped:
-        return proto, 0
+        replaced[producer[bn.input[0]]] = [node]
+        replaced[k] = []
+    return _rewritten(proto, replaced, new_inits), len(replaced) // 2
+
+
+def _rewritten(proto, replaced: dict[int, list], new_inits: list):
+    """A copy of `proto` with the node at each index of `replaced` replaced by its list of
+    nodes and `new_inits` added; parameters nobody reads any more leave the file.  `proto`
+    itself when nothing is replaced."""
+    if not replaced:
+        return proto
     out = type(proto)()
     out.CopyFrom(proto)
-    nodes = [folded.get(node.output[0], node) if node.op_type == "Conv" else node
-             for k, node in enumerate(out.graph.node) if k not in dropped]
+    nodes = [n for k, node in enumerate(out.graph.node) for n in replaced.get(k, [node])]
     del out.graph.node[:]
     out.graph.node.extend(nodes)
-    # Parameters nobody reads any more (the old weights, the BN's four) leave the file.
     used = {i for node in nodes for i in node.input}
     kept = [t for t in [*out.graph.initializer, *new_inits] if t.name in used]
     del out.graph.initializer[:]
     out.graph.initializer.extend(kept)
-    return out, len(dropped)
+    return out
 
 
-def to_relax(model: Model, fold_batch_norm: bool = True):
+# Padding a conv's output channels to the block pays while the zero channels cost less
+# than the plain-NCHW fallback loses: tuned NCHW convs run at ~0.6x their blocked speed
+# (frontend.layout), so a quarter more work is a safe bound (1000 -> 1008 adds 0.8 %).
+MAX_PADDED_SHARE = 0.25
+
+
+def pad_conv_channels(proto, block: int, max_share: float = MAX_PADDED_SHARE):
+    """Every Conv whose output channels do not divide by the layout's `block` (a
+    1000-class head) gets zero weights and bias for the missing channels, so the layout
+    pass can block it, and a Slice back to the real channels after it.  Only where the
+    layout would block the padded conv (groups == 1, input channels a multiple of the
+    block or a stem's few), the weights (and bias) are initializers, and the padding adds
+    at most `max_share` of the work.  Returns (a copy for TVM's importer with those convs
+    padded, how many), or (proto, 0)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    from .layout import STEM_MAX_CHANNELS
+
+    graph = proto.graph
+    inits = {t.name: t for t in graph.initializer}
+    replaced: dict[int, list] = {}   # a Conv's index -> the nodes that replace it
+    new_inits = []
+    for k, conv in enumerate(graph.node):
+        if conv.op_type != "Conv" or conv.input[1] not in inits:
+            continue
+        weight = numpy_helper.to_array(inits[conv.input[1]])
+        groups = next((a.i for a in conv.attribute if a.name == "group"), 1)
+        out_ch, in_ch = weight.shape[0], weight.shape[1]
+        padded = -(-out_ch // block) * block
+        has_bias = len(conv.input) > 2 and conv.input[2] != ""
+        if (weight.ndim != 4 or groups != 1 or padded == out_ch or padded > out_ch * (1 + max_share)
+                or not (in_ch % block == 0 or in_ch <= STEM_MAX_CHANNELS)
+                or (has_bias and conv.input[2] not in inits)):
+            continue
+        base = conv.name or conv.output[0]
+        w_name, b_name, wide = f"{base}__padded_weight", f"{base}__padded_bias", f"{conv.output[0]}__padded"
+        bias = numpy_helper.to_array(inits[conv.input[2]]) if has_bias else np.zeros(out_ch, weight.dtype)
+        new_inits += [
+            numpy_helper.from_array(np.concatenate([weight, np.zeros((padded - out_ch, *weight.shape[1:]), weight.dtype)]), w_name),
+            numpy_helper.from_array(np.concatenate([bias, np.zeros(padded - out_ch, bias.dtype)]), b_name)]
+        wide_conv = helper.make_node("Conv", [conv.input[0], w_name, b_name], [wide], name=conv.name)
+        wide_conv.attribute.extend(conv.attribute)
+        # Slice in its opset-10 form (starts/ends/axes as inputs) whatever the model's
+        # opset: the copy only feeds TVM's importer, which reads no other form.
+        names = [f"{base}__slice_{what}" for what in ("starts", "ends", "axes")]
+        new_inits += [numpy_helper.from_array(np.array(v, np.int64), n)
+                      for v, n in zip(([0], [out_ch], [1]), names)]
+        cut = helper.make_node("Slice", [wide, *names], [conv.output[0]], name=f"{base}__slice")
+        replaced[k] = [wide_conv, cut]
+    return _rewritten(proto, replaced, new_inits), len(replaced)
+
+
+def to_relax(model: Model, fold_batch_norm: bool = True, pad_output_channels: bool = True):
     """Import with TVM's Relax ONNX frontend, weights bound as constants; with
     `fold_batch_norm`, every BatchNormalization that follows a Conv is folded into its
     weights first (fold_batch_norms()): the convolution's task then ends in its bias,
-    residual add and ReLU instead of leaving ReLU and add+ReLU as tasks of their own."""
+    residual add and ReLU instead of leaving ReLU and add+ReLU as tasks of their own.
+    With `pad_output_channels`, a conv whose output channels miss the blocked layout's
+    block by a little is padded to it (pad_conv_channels()), so it runs blocked too."""
     from tvm.relax.frontend.onnx import from_onnx
+
+    from .layout import BLOCK
 
     shape_dict = {i.name: list(i.shape) for i in model.inputs}
     dtype_dict = {i.name: i.dtype for i in model.inputs}
@@ -304,6 +365,8 @@ def to_relax(model: Model, fold_batch_norm: bool = True):
             proto = _simplify_for_import(model.proto)
             if fold_batch_norm:
                 proto, _ = fold_batch_norms(proto)
+            if pad_output_channels:
+                proto, _ = pad_conv_channels(proto, BLOCK)
             mod = from_onnx(proto, shape_dict=shape_dict, dtype_dict=dtype_dict, keep_params_in_input=False)
     except Exception as e:  # noqa: BLE001 - TVM raises many kinds; report one line
         msg = str(e).strip().splitlines()
@@ -362,8 +425,9 @@ def _fill_output_shapes(model: Model, mod) -> None:
             model.outputs[k] = TensorInfo(info.name, shape, str(f.dtype))
 
 
-def import_model(path: str | Path, input_shapes=None, fold_batch_norm: bool = True):
-    """(Model, Relax IRModule) in one call.  `fold_batch_norm`: see to_relax; a schedules
-    folder records which import its workloads came from (tune.database.folds_batch_norm)."""
+def import_model(path: str | Path, input_shapes=None, fold_batch_norm: bool = True,
+                 pad_output_channels: bool = True):
+    """(Model, Relax IRModule) in one call.  The options: see to_relax; a schedules folder
+    records which import its workloads came from (tune.database.import_options)."""
     model = load(path, input_shapes)
-    return model, to_relax(model, fold_batch_norm)
+    return model, to_relax(model, fold_batch_norm, pad_output_channels)

@@ -21,7 +21,9 @@ Rule "core-demand/2" (the paper's "consecutive layers with similar core demand")
    longest block is split at its equal-cost point if both halves stay above the
    minimum -- boundaries are also where a waiting request can take over the cores.
 4. Each block carries its latency table: per cell ("<cores>c/<level>") the sum over
-   its calls, for the cells every call of the block has; its `demand`; and its
+   its calls, for the cells every call of the block has (a call with one cell, the
+   tuner's time of a task too short to characterize, counts it in every cell); its
+   `demand`; and its
    `scaling` (latency at 1 core / latency at the most cores).
 """
 from __future__ import annotations
@@ -103,6 +105,20 @@ def cut_by_demand(costs: Sequence[float], demands: Sequence[int | None], *, min_
     return [(r[0], r[1]) for r in runs]
 
 
+def block_table(tables: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Rule 4: per cell, the sum over the calls, for the cells every call has.  A call with
+    a single cell (a task too short to characterize: the tuner's one time, e.g. "2c/none")
+    counts that time in every cell, or one 1 µs reshape would leave the block without a
+    1-core table."""
+    if not tables or not all(tables):
+        return {}
+    common = set.intersection(*([set(t) for t in tables if len(t) > 1] or [set(t) for t in tables]))
+
+    def cell(table, key):
+        return float(table[key] if key in table else next(iter(table.values())))  # key missing: one cell
+    return {key: round(sum(cell(t, key) for t in tables), 3) for key in sorted(common, key=lambda s: (parse_cell(s)[0], s))}
+
+
 @dataclass
 class CallCost:
     task: str
@@ -129,11 +145,7 @@ def make_blocks(calls: Sequence[CallCost], cores: int, max_blocks: int = DEFAULT
         for c in members:
             if c.task not in tasks:
                 tasks.append(c.task)
-        common = set(members[0].table) if members else set()
-        for c in members[1:]:
-            common &= set(c.table)
-        table = {key: round(sum(float(c.table[key]) for c in members), 3)
-                 for key in sorted(common, key=lambda s: (parse_cell(s)[0], s))}
+        table = block_table([c.table for c in members])
         alone = sorted((parse_cell(key)[0], v) for key, v in table.items() if parse_cell(key)[1] == "none")
         scaling = round(alone[0][1] / alone[-1][1], 3) if len(alone) > 1 and alone[0][0] == 1 and alone[-1][1] else None
         est = sum(costs[start:end])

@@ -84,10 +84,10 @@ def _lower(model, folder, input_shapes, progress):
     from .. import frontend
     from ..frontend import tasks as task_graph
     from ..target import describe
-    from ..tune.database import folds_batch_norm
+    from ..tune.database import import_options
 
     say(progress, f"importing {model}")
-    model_info, mod = frontend.import_model(model, input_shapes, fold_batch_norm=folds_batch_norm(folder.meta))
+    model_info, mod = frontend.import_model(model, input_shapes, **import_options(folder.meta))
     tuned_for = folder.meta.get("model_sha256")
     if tuned_for and tuned_for != model_info.sha256:
         say(progress, f"warning: {folder.dir} was tuned for another version of the model "

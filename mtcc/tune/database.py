@@ -61,15 +61,19 @@ def layout_of(schedules) -> str:
     return read_meta(schedules).get("layout", DEFAULT_LAYOUT)
 
 
-# tune.json's key for how the model was imported: with batch norm folded into the
-# convolutions or not (frontend.import_model).  The workloads differ, so every stage that
-# imports the model for a folder's records imports it the way the folder says; a folder
-# without the key was tuned before folding existed, without it.
+# tune.json's keys for how the model was imported (frontend.import_model's options of the
+# same names): batch norm folded into the convolutions, and convolutions' output channels
+# padded to the layout's block.  The workloads differ, so every stage that imports the
+# model for a folder's records imports it the way the folder says; a folder without a key
+# was tuned before that option existed, without it.
 FOLD_BATCH_NORM = "fold_batch_norm"
+PAD_OUTPUT_CHANNELS = "pad_output_channels"
+IMPORT_OPTIONS = (FOLD_BATCH_NORM, PAD_OUTPUT_CHANNELS)
 
 
-def folds_batch_norm(meta: dict) -> bool:
-    return bool(meta.get(FOLD_BATCH_NORM, False))
+def import_options(meta: dict) -> dict[str, bool]:
+    """The import a folder's records came from, as keyword arguments of import_model."""
+    return {key: bool(meta.get(key, False)) for key in IMPORT_OPTIONS}
 
 
 def measure_threads(meta: dict) -> int | None:

@@ -23,8 +23,8 @@ from ..frontend import tasks as task_mod
 from ..frontend.layout import DEFAULT_LAYOUT
 from ..target import describe, target_cores, target_mcpu, target_name
 from ..threads import use_threads
-from .database import (FAILED_SECS, FOLD_BATCH_NORM, META, RECORDS, check_folder, folds_batch_norm, holds_records,
-                       mean_secs, open_for_tuning, open_readonly, read_meta)
+from .database import (FAILED_SECS, FOLD_BATCH_NORM, IMPORT_OPTIONS, META, RECORDS, check_folder, holds_records,
+                       import_options, mean_secs, open_for_tuning, open_readonly, read_meta)
 
 
 
@@ -237,14 +237,15 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
          only_tasks=None, fold_batch_norm: bool | None = None) -> TuneResult:
     """Tune every task of the model (or the tasks named in `only_tasks`) until the
     database holds `trials` records for them in all.  `fold_batch_norm` (None: on for a
-    new folder, as recorded for one that holds records) is recorded in tune.json."""
+    new folder, as recorded for one that holds records) is recorded in tune.json with the
+    import's other options (tune.database.IMPORT_OPTIONS)."""
     import tvm.s_tir.meta_schedule as ms
 
     from .builder import WarmBuilder
 
     out = Path(out) if out else default_out(Path(model_path).stem, target)  # Model.name is the file's stem
-    fold_batch_norm = _import_choice(out, fold_batch_norm)
-    model, mod = frontend.import_model(model_path, input_shapes, fold_batch_norm=fold_batch_norm)
+    options = _import_choice(out, fold_batch_norm)
+    model, mod = frontend.import_model(model_path, input_shapes, **options)
     fused = task_mod.legalize_and_fuse(mod, target, layout)
     graph = task_mod.extract(mod, target, layout)
     db = open_for_tuning(out)
@@ -282,7 +283,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
             check_tracker(rpc)
         log_dir = out / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        _note_run_started(out, model, target, layout, fold_batch_norm, command)
+        _note_run_started(out, model, target, layout, options, command)
         contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, str(log_dir), seed=seed)
         builder = WarmBuilder()
         runner = make_runner(rpc)
@@ -305,7 +306,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
         trials_requested=progress.budget, trials_existing=progress.existing,
         trials_new=progress.new_trials, wall_s=wall, tasks=_task_summary(db, all_views, all_weights, flops),
     )
-    _write_meta(out, model, target, layout, fold_batch_norm, result, command, noted)
+    _write_meta(out, model, target, layout, options, result, command, noted)
     return result
 
 
@@ -331,26 +332,29 @@ def _task_summary(db, contexts, weights, flops) -> list[dict]:
     return rows
 
 
-def _import_choice(out: Path, asked: bool | None) -> bool:
-    """How to import the model for `out`: a folder that holds records keeps the import its
-    workloads came from (asking for the other is an error: its records would not apply);
-    a new one folds batch norm unless asked not to."""
+def _import_choice(out: Path, fold_asked: bool | None) -> dict[str, bool]:
+    """How to import the model for `out` (import_model's options): a folder that holds
+    records keeps the import its workloads came from (asking for another fold is an error:
+    its records would not apply); a new one gets every option on unless asked not to fold."""
     if not holds_records(out):
-        return True if asked is None else bool(asked)
-    recorded = folds_batch_norm(read_meta(out))
-    if asked is not None and bool(asked) != recorded:
-        flag = "--fold-batch-norm" if asked else "--no-fold-batch-norm"
-        raise BadInput(f"{flag}: {out} was tuned {'with' if recorded else 'without'} batch norm folded; "
-                       "its records apply only to that import (choose another --out)")
+        options = dict.fromkeys(IMPORT_OPTIONS, True)
+        if fold_asked is not None:
+            options[FOLD_BATCH_NORM] = bool(fold_asked)
+        return options
+    recorded = import_options(read_meta(out))
+    if fold_asked is not None and bool(fold_asked) != recorded[FOLD_BATCH_NORM]:
+        flag = "--fold-batch-norm" if fold_asked else "--no-fold-batch-norm"
+        raise BadInput(f"{flag}: {out} was tuned {'with' if recorded[FOLD_BATCH_NORM] else 'without'} batch norm "
+                       "folded; its records apply only to that import (choose another --out)")
     return recorded
 
 
-def _base_meta(out: Path, model, target, layout: str, fold_batch_norm: bool) -> dict:
+def _base_meta(out: Path, model, target, layout: str, options: dict[str, bool]) -> dict:
     meta_path = out / META
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"runs": []}
     meta.update({"model": model.name, "model_sha256": model.sha256, "target": describe(target),
                  "mcpu": target_mcpu(target), "num_cores": target_cores(target), "layout": layout,
-                 FOLD_BATCH_NORM: fold_batch_norm})
+                 **options})
     return meta
 
 
@@ -372,19 +376,19 @@ def _new_run(meta: dict, command: str | None) -> dict:
     return run
 
 
-def _note_run_started(out: Path, model, target, layout: str, fold_batch_norm: bool, command: str | None) -> None:
+def _note_run_started(out: Path, model, target, layout: str, options: dict[str, bool], command: str | None) -> None:
     """Record the run before its first trial, so a run that is killed is still listed
     (its command, date and machine) and the next run can say it was interrupted."""
-    meta = _base_meta(out, model, target, layout, fold_batch_norm)
+    meta = _base_meta(out, model, target, layout, options)
     _new_run(meta, command)
     _save_meta(out, meta)
 
 
-def _write_meta(out: Path, model, target, layout: str, fold_batch_norm: bool, result: TuneResult, command: str | None,
+def _write_meta(out: Path, model, target, layout: str, options: dict[str, bool], result: TuneResult, command: str | None,
                 noted: bool) -> None:
     """How these schedules were made, next to them: completes the run this process
     noted at its start (`noted`), or adds one for a run that had nothing to tune."""
-    meta = _base_meta(out, model, target, layout, fold_batch_norm)
+    meta = _base_meta(out, model, target, layout, options)
     meta.update({
         "trials_total": result.trials_existing + result.trials_new,
         "estimated_latency_ms": result.as_dict()["estimated_latency_ms"],

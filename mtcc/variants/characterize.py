@@ -22,7 +22,7 @@ from ..files import atomic_write_json
 from ..interference.lookup import calibration_fingerprint, calibration_summary, resolve_calibration
 from ..interference.probes import robust_time
 from ..progress import Progress, say
-from ..tune.database import DatabaseLines, folds_batch_norm
+from ..tune.database import DatabaseLines, import_options
 from ..cells import LEVEL_ORDER, cell_key, default_core_counts
 from .store import CHARACTERIZATION, FORMAT, load_previous, merge_previous
 from .worker import BUILD_TIMEOUT_S, TIME_TIMEOUT_S, MeasuringWorker, WorkerError
@@ -50,7 +50,7 @@ def model_tasks(model_path, db: DatabaseLines, input_shapes=None, progress: Prog
     target = db.target()
     layout = db.meta.get("layout", DEFAULT_LAYOUT)
     say(progress, f"extracting the tasks of {model_path} ({describe(target)}, layout {layout})")
-    model, mod = frontend.import_model(model_path, input_shapes, fold_batch_norm=folds_batch_norm(db.meta))
+    model, mod = frontend.import_model(model_path, input_shapes, **import_options(db.meta))
     extracted = ms.relax_integration.extract_tasks(legalize_and_fuse(mod, target, layout), target)
     workload_of = db.task_workloads(extracted)
     tasks = [{"name": ext.task_name, "count": int(ext.weight), "workload": workload_of[ext.task_name]}
