@@ -7,7 +7,11 @@ the runtime's scheduler and selector plan with), against the whole model measure
 end through the plan executor (`bundle.run`, what the tenants run) on the first N cores,
 with that level's calibrated stressor (mtcc's own, from schedules/calibration/) on the
 core after them.  Levels are interleaved within each round, so drift of the shared
-machine hits all alike; medians over every timed run of a level.
+machine hits all alike; medians over every timed run of a level.  Then, at level none,
+each task's time inside the model (calls timed one by one) over its table cell: the same
+ratio for every task means the machine ran at another speed than when the tables were
+measured, a ratio for some tasks only means the model's call sequence differs from the
+candidate timed alone.
 
 Usage: benchmarks/prediction.py BUNDLE... [--cores 1] [--rounds 5] [--repeat 10]
        [--calibration FILE] [--json OUT]
@@ -48,6 +52,7 @@ def child(spec: dict) -> dict:
     import mtcc
     from mtcc.interference.calibration import load, stressor_for_level
     from mtcc.interference.machine import cores as machine_cores
+    from mtcc.bench.calls import profile_calls
     from mtcc.runtime.loader import pin_cores
 
     n = spec["cores"]
@@ -85,6 +90,16 @@ def child(spec: dict) -> dict:
                 finally:
                     if lvl in stressors:
                         stressors[lvl].pause()
+        # Where the gap lies, at level none: each task's time inside the model (the calls
+        # one by one, `mtcc profile`'s way) over its table cell.  About the same ratio for
+        # every task, weights or none, says the machine ran at another speed than when it
+        # was characterized; a ratio only for some says the model's call sequence (caches)
+        # differs from the candidate timed alone.
+        profile = profile_calls(bundle, repeat=spec["repeat"])
+        cells = {t["task"]: next(v for v in t["variants"] if v["id"] == t["default"])["latency_us"]
+                 for t in bundle.selector["tasks"]}
+        by_task = {t["task"]: round(t["us"] / t["calls"] / cells[t["task"]][prefix + "none"], 3)
+                   for t in profile["tasks"] if cells[t["task"]].get(prefix + "none")}
     finally:
         for stressor in stressors.values():
             stressor.stop()
@@ -95,7 +110,10 @@ def child(spec: dict) -> dict:
                      "measured_ms": round(measured / 1e3, 3), "measured_over_predicted": round(measured / predicted, 3),
                      "spread_ms": [round(q / 1e3, 3) for q in statistics.quantiles(samples[lvl], n=4)[::2]],
                      "runs": len(samples[lvl])})
-    return {"bundle": Path(spec["bundle"]).name, "model": bundle.manifest["model"]["name"], "cores": n, "rows": rows}
+    ratios = sorted(by_task.values())
+    return {"bundle": Path(spec["bundle"]).name, "model": bundle.manifest["model"]["name"], "cores": n, "rows": rows,
+            "in_model_over_table_by_task": by_task,
+            "in_model_over_table_quartiles": [round(q, 3) for q in statistics.quantiles(ratios, n=4)] if len(ratios) > 1 else ratios}
 
 
 def main() -> None:
@@ -118,6 +136,8 @@ def main() -> None:
             print(f"{result['model']:12s} {row['cell']:8s} predicted {row['predicted_ms']:8.3f} ms  measured "
                   f"{row['measured_ms']:8.3f} ms (IQR {row['spread_ms'][0]:.3f}-{row['spread_ms'][1]:.3f})  "
                   f"measured/predicted {row['measured_over_predicted']:.3f}", flush=True)
+        print(f"{result['model']:12s} each task inside the model / its table cell, quartiles: "
+              f"{result['in_model_over_table_quartiles']}", flush=True)
     report["vcpu_sharing_after"] = machine.vcpu_sharing()
     print(f"vCPU sharing before: {report['vcpu_sharing_before'].get('state')}, "
           f"after: {report['vcpu_sharing_after'].get('state')}")
