@@ -442,8 +442,9 @@ def example_bundle_path(root: Path, name: str, mcpu: str) -> Path:
     from ..target import PORTABLE_MCPU
 
     tuned = example_schedules(root, name, mcpu).name.removeprefix("llvm-")
-    stem = name if tuned == mcpu == PORTABLE_MCPU else f"{name}-{mcpu}" if tuned == mcpu else f"{name}-{tuned}-as-{mcpu}"
-    return root / "build" / f"{stem}.mtcc"
+    if tuned != mcpu:
+        return root / "build" / f"{name}-{tuned}-as-{mcpu}.mtcc"
+    return root / "build" / (f"{name}.mtcc" if mcpu == PORTABLE_MCPU else f"{name}-{mcpu}.mtcc")
 
 
 def example_bundles(names, progress: Progress = None) -> tuple[dict[str, Path], dict[str, Path]]:
