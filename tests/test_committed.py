@@ -81,7 +81,7 @@ def test_committed_schedules_pack_and_every_variant_matches_onnxruntime(models_d
     from mtcc import frontend
     from mtcc.bench import baselines
     from mtcc.packing import pack
-    from mtcc.target import PORTABLE_LEVELS
+    from mtcc.target import runnable_here
 
     name = folder.split("/")[0]
     sched = ROOT / "schedules" / folder
@@ -89,12 +89,10 @@ def test_committed_schedules_pack_and_every_variant_matches_onnxruntime(models_d
     assert sched.name == f"llvm-{meta['mcpu']}" and meta["runs"], "tune.json must say how the schedules were made"
 
     model_path = models_dir / f"{name}.onnx"
-    # Built for the tuned target where this CPU runs it (levels are ordered newest first),
-    # else the same records for this CPU's level (packing for the tuned target everywhere is
-    # `make pack`'s job in CI; a bundle this CPU cannot run is
-    # test_bundle_for_another_cpu_is_refused).
-    runs_here = PORTABLE_LEVELS.index(HOST_MCPU) <= PORTABLE_LEVELS.index(meta["mcpu"])
-    target = None if runs_here else HOST_MCPU
+    # Built for the tuned target where this CPU runs it, else the same records for this
+    # CPU's level (packing for the tuned target everywhere is `make pack`'s job in CI; a
+    # bundle this CPU cannot run is test_bundle_for_another_cpu_is_refused).
+    target = None if runnable_here(meta["mcpu"]) else HOST_MCPU
     info = pack(model_path, sched, tmp_path / f"{name}.mtcc", target=target)
     loaded = mtcc.load(info["path"])
     has_variants = (sched / "variants.json").exists()
