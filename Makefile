@@ -33,8 +33,9 @@ demo: models
 	$(BIN)/mtcc bench --mix light --policy block-adaptive --policy model-fcfs --baseline onnxruntime \
 	  --qos 2 --duration 2 --min-requests 40 --max-trials 3 --simulate 16 --plots build/demo-bench
 
+# The slowest tests listed at the end: the suite's budget is 20 minutes on 2 cores.
 test: models
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=12
 
 # The quick part of the suite (no test marked slow): a few minutes on 2 cores.
 test-quick: models

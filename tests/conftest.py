@@ -38,6 +38,26 @@ def models_dir() -> Path:
     return MODELS_DIR
 
 
+@pytest.fixture(scope="session")
+def example_bundle(models_dir, tmp_path_factory):
+    """example_bundle(name) -> the path of that example packed, once per session, from the
+    schedules the examples' tools use on this CPU (mtcc.bench.qos.example_schedules: its own
+    level's where committed) for this CPU's level.  Shared: tests must not change it."""
+    import mtcc
+    from mtcc.bench.qos import example_schedules
+
+    root = tmp_path_factory.mktemp("examples")
+    packed: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in packed:
+            path = root / f"{name}.mtcc"
+            mtcc.pack(models_dir / f"{name}.onnx", example_schedules(ROOT, name, HOST_MCPU), path, target=HOST_MCPU)
+            packed[name] = path
+        return packed[name]
+    return get
+
+
 def run_mtcc(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """The real console script, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "mtcc.cli", *map(str, args)], capture_output=True,

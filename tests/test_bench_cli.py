@@ -20,12 +20,8 @@ def test_bad_flags_are_refused_naming_them():
 
 
 @pytest.mark.slow
-def test_bench_reports_every_system_and_fails_under(models_dir, tmp_path):
-    import mtcc
-
-    bundle = tmp_path / "transformer.mtcc"
-    mtcc.pack(models_dir / "transformer.onnx", ROOT / "schedules" / "transformer" / "llvm-x86-64-v4", bundle,
-              target=HOST_MCPU)
+def test_bench_reports_every_system_and_fails_under(models_dir, example_bundle, tmp_path):
+    bundle = example_bundle("transformer")
     plots = tmp_path / "plots"
     proc = run_mtcc("bench", str(bundle), "--onnx", str(models_dir / "transformer.onnx"),
                     "--policy", "block-adaptive", "--policy", "model-fcfs", "--baseline", "onnxruntime",

@@ -42,3 +42,31 @@ def test_footprint_proxy_median_of_recent_blocks_over_the_quiet_baseline():
     marks = thresholds({"high": 1.6})                       # threshold 1 + 0.75 * 0.6 = 1.45
     assert proxy.level(marks, 1.4) == "none"
     assert proxy.level(marks, 1.5) == "high"
+
+
+def _two_variant_profile(gain: float, error: float | None):
+    """One task, one call: v0 (default) 100 µs at 1c/high, v1 `gain` faster; each cell's
+    error bar `error` x its time (None: the bundle carries no error bars)."""
+    from mtcc.runtime.profile import ModelProfile
+
+    def variant(vid, us):
+        entry = {"id": vid, "function": vid, "footprint": None, "latency_us": {"1c/none": 100.0, "1c/high": us}}
+        if error is not None:
+            entry["latency_error_us"] = {"1c/none": 100.0 * error, "1c/high": us * error}
+        return entry
+    manifest = {"model": {"name": "m"}, "inputs": [], "outputs": [], "blocks": [{"index": 0, "start": 0, "end": 1}]}
+    selector = {"tasks": [{"task": "t", "default": "v0",
+                           "variants": [variant("v0", 100.0), variant("v1", 100.0 * (1 - gain))]}]}
+    return ModelProfile(manifest, {"calls": [{"task": "t"}]}, selector)
+
+
+def test_the_table_selector_switches_only_beyond_the_cells_errors():
+    from mtcc.runtime.selector import DEFAULT_MARGIN, make_selector
+
+    selector = make_selector("table")
+    pick = lambda gain, error, level="high": selector.choose(_two_variant_profile(gain, error), 0, 1, level)["t"]  # noqa: E731
+    assert pick(0.06, 0.01) == "v1"          # 6 % faster, errors 1 %: a real gain
+    assert pick(0.06, 0.05) == "v0"          # the same 6 %, errors 5 % each (7 % together): noise
+    assert pick(0.06, None) == "v1"          # no error bars: the margin alone decides
+    assert pick(DEFAULT_MARGIN / 2, None) == "v0"
+    assert pick(0.06, 0.01, "none") == "v0"  # at level none both are 100 µs

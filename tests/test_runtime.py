@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import HOST_MCPU, ROOT, vcpus_concurrent
+from conftest import ROOT, vcpus_concurrent
 
 pytestmark = pytest.mark.slow
 
@@ -25,17 +25,8 @@ TOLERANCE = dict(rtol=1e-4)
 
 
 @pytest.fixture(scope="module")
-def bundles(models_dir, tmp_path_factory) -> dict:
-    import mtcc
-
-    root = tmp_path_factory.mktemp("runtime")
-    out = {}
-    for name in ("transformer", "squeezenet"):
-        path = root / f"{name}.mtcc"
-        mtcc.pack(models_dir / f"{name}.onnx", ROOT / "schedules" / name / "llvm-x86-64-v4", path,
-                  target=HOST_MCPU)
-        out[name] = path
-    return out
+def bundles(example_bundle) -> dict:
+    return {name: example_bundle(name) for name in ("transformer", "squeezenet")}
 
 
 @pytest.fixture(scope="module")

@@ -116,6 +116,48 @@ def test_select_variants_on_a_hand_made_table(tmp_path):
     assert all(len(r) == len(cols) for r in rows) and len(rows) == sum(len(t["variants"]) for t in var["tasks"])
 
 
+def test_a_variant_within_the_error_of_the_default_is_not_kept(tmp_path):
+    """No switching for nothing: a candidate kept only when it beats the default (the
+    tuner's best, rank 0) and every variant kept before it in some cell by more than the
+    two cells' errors (half the interquartile range of their samples, at least 2 %), or
+    by more than the footprints' errors (at least 0.05)."""
+    def spread(record, rank, alone1, high1, alone2, footprint, noise=0.0):
+        c = cand(record, alone1, high1, alone2, footprint)
+        c["rank"] = rank
+        for cell in c["cells"].values():
+            if "us" in cell:  # samples around the time: interquartile range ~ noise x time
+                cell["samples_us"] = [cell["us"] * (1 + noise * k) for k in (-1, -0.5, 0, 0.5, 1)]
+        return c
+
+    char = hand_made(tmp_path)
+    char["tasks"] = [
+        # 1.5 % faster under pressure: inside the 2 % floor
+        task("close", 0, 1, [spread(1, 0, 10, 10.1, 6, 1.0), spread(2, 1, 10.05, 9.95, 6.05, 1.0)]),
+        # 10 % faster under pressure, samples tight: kept
+        task("real", 1, 1, [spread(3, 0, 10, 11, 6, 1.0), spread(4, 1, 10.1, 9.9, 6.1, 1.0)]),
+        # the same 10 %, but the cells' samples spread +-20 %: within the error
+        task("noisy", 2, 1, [spread(5, 0, 10, 11, 6, 1.0, 0.2), spread(6, 1, 10.1, 9.9, 6.1, 1.0, 0.2)]),
+        # slower everywhere but much lighter on the neighbour: kept; a little lighter: not
+        task("light", 3, 1, [spread(7, 0, 10, 10, 6, 1.30), spread(8, 1, 10.1, 10.1, 6.1, 1.0),
+                             spread(9, 2, 10.05, 10.05, 6.05, 1.27)]),
+        # two that beat the default by about 10 % at 2 cores: only the bigger gain is kept
+        task("twins", 4, 1, [spread(10, 0, 10, 10, 6, 1.0), spread(11, 1, 11, 11, 5.4, 1.0),
+                             spread(12, 2, 11.05, 11.05, 5.39, 1.0)]),
+    ]
+    var = variants.select_variants(char, write=False)
+    kept = {t["name"]: [v["id"] for v in t["variants"]] for t in var["tasks"]}
+    assert kept == {"close": ["r1"], "real": ["r3", "r4"], "noisy": ["r5"], "light": ["r7", "r8"],
+                    "twins": ["r10", "r12"]}, kept
+    errors = next(t for t in var["tasks"] if t["name"] == "noisy")["variants"][0]["latency_error_us"]
+    assert errors["1c/none"] == pytest.approx(10 * 0.2 * 0.75, rel=1e-3)  # half the IQR of the samples
+    assert next(t for t in var["tasks"] if t["name"] == "close")["variants"][0]["latency_error_us"]["1c/none"] == 0.2
+    variants.select_variants(char, out=tmp_path)
+    (m,) = variants.evidence(tmp_path)["models"]
+    # Only "real" switches under pressure: 11 -> 9.9 of 10.1 + 11 + 11 + 10 + 10 (best alone at 1c/high).
+    assert m["pressure_gain"] == pytest.approx(1.1 / 52.1, abs=1e-4)
+    assert 0 < m["pressure_gain_error"] < m["pressure_gain"]
+
+
 def test_select_variants_without_pressure_levels(tmp_path):
     """A machine with no usable interference: pressure objective = alone, nothing differs."""
     char = hand_made(tmp_path)
@@ -291,6 +333,18 @@ def test_characterize_resume_contract_and_numerics(tiny_db, tmp_path):
     assert again["runs"][-1]["cells_measured"] == 0 and again["runs"][-1]["footprints_measured"] == 0
     assert len(again["runs"]) == 2
     assert again["tasks"] == saved["tasks"]
+    assert saved["settings"]["caches"] == "hot" and saved["settings"]["flush_bytes"] == 0
+
+    # Timed the other way (cold: private caches evicted before every call), nothing of
+    # the hot cells is carried over: every cell is measured again, footprints kept.
+    cold = variants.characterize(tiny_db["model"], folder, **{**kwargs, "caches": "cold"})
+    assert cold["settings"]["caches"] == "cold" and cold["settings"]["flush_bytes"] >= 2 * 32 << 10
+    assert cold["runs"][-1]["cells_measured"] == saved["runs"][-1]["cells_measured"]
+    assert cold["runs"][-1]["footprints_measured"] == 0
+    assert any("measured again" in line for line in lines)
+    for c in next(t for t in cold["tasks"] if t["name"] == matmul)["candidates"]:
+        assert c["cells"]["1c/none"]["us"] > 0 and len(c["cells"]["1c/none"]["samples_us"]) == 4
+    assert variants.characterization_caches(folder) == "cold"
 
     # variants.json follows the contract in docs/method.md.
     var = variants.select_variants(folder / variants.CHARACTERIZATION)
@@ -359,13 +413,19 @@ def test_restricted_run_keeps_other_tasks(tiny_db, tmp_path):
     assert mm["candidates"][0]["cells"]["1c/none"]["us"] > 0
 
 
-def committed_calibration() -> dict:
+def committed_calibration_path() -> Path:
     """A real calibration: this CPU's committed file (or the project's VMs' one)."""
-    from mtcc.interference import load, machine
+    from mtcc.interference import machine
 
     folder = ROOT / "schedules" / "calibration"
     mine = folder / f"{machine.cpu_slug()}.json"
-    return load(mine if mine.exists() else folder / "amd-epyc.json")
+    return mine if mine.exists() else folder / "amd-epyc.json"
+
+
+def committed_calibration() -> dict:
+    from mtcc.interference import load
+
+    return load(committed_calibration_path())
 
 
 @pytest.mark.skipif(CORES < 2, reason="needs 2 cores: the candidate and the stressor apart")
@@ -410,3 +470,38 @@ def test_characterization_runs_the_stressor_during_pressure_cells_only(stream_db
     if not concurrent:
         pytest.skip(f"vCPUs not known to be concurrent: slowdown not asserted ({report})")
     assert min(ratios) > 1.0, report
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CORES < 2, reason="needs 2 cores: the model and the stressor apart")
+def test_selected_variants_are_not_slower_end_to_end_under_the_stressor(example_bundle):
+    """The selector never makes things worse (the variants issue, point 4): the whole
+    squeezenet pinned to core 0, mtcc's calibrated `high` stressor on core 1, the default
+    variants and those the runtime's selector picks for (1 core, high) timed in one
+    process, interleaved round by round.  Selected over default, the median of the
+    rounds' ratios, may exceed 1 by at most the measurement's error: half the rounds'
+    interquartile range, at least the 2 % below which variant selection calls two times
+    the same (MIN_RELATIVE_ERROR).  Where the tables predict no gain beyond their error,
+    the selector must switch nothing.  Measured here (2026-11-26): the table selector's
+    choice 1.001-1.009 x the default; the slowest variant of every task by the tables (a
+    predicted 8 % loss) 1.027 +- 0.015 x, which failed this test once and passed it once:
+    a choice a few per cent slower end to end is at the edge of what 2 shared vCPUs tell."""
+    from mtcc.bench.prediction import measure
+    from mtcc.interference import machine
+    from mtcc.variants.select import MIN_RELATIVE_ERROR
+
+    path = example_bundle("squeezenet")
+    before = machine.vcpu_sharing()
+    report = measure(path, cores=1, rounds=15, repeat=10, calibration=committed_calibration_path(),
+                     levels=["high"])
+    numbers = f"{report['rows']}; vCPU sharing before {before}, after {machine.vcpu_sharing()}"
+    (row,) = report["rows"]
+    assert row["cell"] == "1c/high", numbers
+    chosen = row.get("selected")
+    if not row["switched_tasks"]:
+        assert chosen is None, numbers
+        return
+    assert chosen["rounds"] == 15 and chosen["predicted_gain"] > 0, numbers
+    if chosen["measured_ratio_error"] > 0.25:
+        pytest.skip(f"rounds too far apart to judge a few per cent (the host was busy): {numbers}")
+    assert chosen["measured_ratio"] <= 1 + max(chosen["measured_ratio_error"], MIN_RELATIVE_ERROR), numbers

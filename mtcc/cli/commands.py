@@ -271,8 +271,12 @@ Examples:
               help="Variants kept per task (the Pareto set is capped at this).")
 @click.option("--calibration", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Calibration file (default schedules/calibration/<cpu>.json, else a quick 30 s calibration).")
+@click.option("--caches", type=click.Choice(["hot", "cold"]), default=None,
+              help="How characterization times a candidate: hot = calls back to back on the same data; cold = "
+                   "one call at a time with the private caches evicted before each, as inside a model. "
+                   "Default: what the folder's characterization.json used, else hot.")
 def tune_cmd(model, target, trials, out, resume, only_tasks, layout, fold_batch_norm, input_shapes, rpc_tracker, rpc_key,
-             stage, top_k, max_variants, calibration, as_json):
+             stage, top_k, max_variants, calibration, caches, as_json):
     """Tune every operator task of MODEL with MetaSchedule (XGBoost cost model)."""
     from ..tune import driver as tuning
     from ..tune.database import holds_records
@@ -309,6 +313,7 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, layout, fold_batch_
 
         summary["variants"] = variants.characterize_and_select(
             model, dest, top_k=top_k, max_variants=max_variants, calibration=calibration,
+            caches=caches or variants.characterization_caches(dest),
             input_shapes=list(input_shapes), progress=lambda line: console.print(f"characterize: {line}"))
         if not as_json:
             render.print_variants(console, dest)

@@ -239,7 +239,7 @@ def evidence_rows(ev: dict) -> tuple[list[str], list[list[str]]]:
     """(column titles, rows of text) for a rich Table, one row per model."""
     cols = ["model", "target", "tasks", ">1 variant", "best alone != best under pressure",
             "pressure cell", "model under pressure: best-alone / best-pressure",
-            "quiet cost of best-pressure"]
+            "predicted gain under pressure", "quiet cost of best-pressure"]
     rows = []
     for m in ev["models"]:
         r = m["pressure_ratio_best_alone_over_best_pressure"]
@@ -248,8 +248,17 @@ def evidence_rows(ev: dict) -> tuple[list[str], list[list[str]]]:
                      f"{m['tasks_measured']}/{m['tasks']} measured",
                      str(m["tasks_multi_variant"]), str(m["tasks_best_alone_differs"]),
                      str(m["pressure_cell"]),
-                     f"{r:.3f}x" if r else "-", f"{c:.3f}x" if c else "-"])
+                     f"{r:.3f}x" if r else "-", _gain_text(m.get("pressure_gain"), m.get("pressure_gain_error")),
+                     f"{c:.3f}x" if c else "-"])
     return cols, rows
+
+
+def _gain_text(gain, error) -> str:
+    """'2.1 % ± 0.8 %', and whether the error bar holds it."""
+    if gain is None:
+        return "-"
+    text = f"{100 * gain:.1f} % ± {100 * (error or 0):.1f} %"
+    return text if error is None or gain > error else text + " (within error)"
 
 
 def variant_rows(var: dict) -> tuple[list[str], list[list[str]]]:

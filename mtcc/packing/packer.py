@@ -137,6 +137,7 @@ def _pack(model, folder, out: Path, *, input_shapes, max_blocks: int, min_block_
                 n_extra += 1
             variants.append({"id": v.id, "function": name, "trace": v.trace, "latency_us": v.latency_us,
                              "footprint": v.footprint, "tuned_us": v.tuned_us,
+                             **({"latency_error_us": v.latency_error_us} if v.latency_error_us else {}),
                              **({"untuned": True} if v.untuned else {})})
         default = next((v for v in variants if v["function"] == base), variants[0])
         if default["function"] != base:

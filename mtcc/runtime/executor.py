@@ -171,3 +171,11 @@ class PlanExecutor:
             out.append(time.perf_counter() - t)
         return out
 
+    def time_call(self, k: int, *, number: int, repeat: int, flush_bytes: int = 0) -> list[float]:
+        """Call k alone on its own arguments, as characterization times a candidate
+        (TVM's time_evaluator): `repeat` samples, each the mean seconds of `number` calls
+        back to back; with `flush_bytes`, that many bytes are written before every
+        sample, evicting the private caches as the other calls of a model would."""
+        evaluator = self.lib.time_evaluator(self.choice[k], self.device, number=number, repeat=repeat,
+                                            cache_flush_bytes=flush_bytes)
+        return list(evaluator(*self._bound[k][1]).results)

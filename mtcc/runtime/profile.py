@@ -39,12 +39,13 @@ class Variant:
     function: str
     latency_us: dict          # {"<cores>c/<level>": µs}
     footprint: float | None   # how much this variant slows a memory-bound neighbour (1.0 = not at all)
+    latency_error_us: dict = field(default_factory=dict)  # the cells' error bars, where measured
 
     @classmethod
     def from_selector(cls, task: str, entry: dict) -> "Variant":
         footprint = entry.get("footprint")
         return cls(task, entry["id"], entry["function"], dict(entry.get("latency_us") or {}),
-                   float(footprint) if footprint else None)
+                   float(footprint) if footprint else None, dict(entry.get("latency_error_us") or {}))
 
 
 @dataclass
@@ -120,6 +121,12 @@ class ModelProfile:
     # -- predictions -----------------------------------------------------------------
     def variant(self, task: str, vid: str) -> Variant:
         return next(v for v in self.variants[task] if v.id == vid)
+
+    def call_error_us(self, task: str, vid: str, cores: int, level: str = "none") -> float:
+        """The error bar of call_us (0 where the bundle has none): the cell's own, filled in
+        like a latency (predict) where that cell was not measured."""
+        errors = self.variant(task, vid).latency_error_us
+        return float(predict(errors, cores, level) or 0.0) if errors else 0.0
 
     def call_us(self, task: str, vid: str, cores: int, level: str = "none") -> float:
         key = (task, vid, cores, level)

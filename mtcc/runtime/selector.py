@@ -4,13 +4,16 @@ cores a tenant holds and the pressure it is under.
 `Selector` is the interface (a learned predictor, or one fed by hardware counters
 where they exist, can be plugged in by name); `TableSelector` reads the bundle's
 measured tables.  A task switches away from its default only when the tables predict
-a gain larger than `margin` (their measured error): no switching for nothing.
+a gain larger than `margin` and than the two cells' measured errors together (where
+the bundle carries them): no switching for nothing.
 """
 from __future__ import annotations
 
+import math
+
 from .profile import ModelProfile
 
-DEFAULT_MARGIN = 0.03  # tables agree with whole-model runs to a few % (docs/tvm-notes.md)
+DEFAULT_MARGIN = 0.03  # the least gain worth a switch, whatever the cells' own errors say
 
 
 class Selector:
@@ -50,7 +53,12 @@ class TableSelector(Selector):
                 us = profile.call_us(task, v.id, cores, level)
                 if us and us < best_us:
                     best, best_us = v.id, us
-            out[task] = best if base and best_us < (1.0 - self.margin) * base else default
+            if best != default and base:
+                error = math.hypot(profile.call_error_us(task, best, cores, level),
+                                   profile.call_error_us(task, default, cores, level))
+                if best_us >= base - max(self.margin * base, error):
+                    best = default
+            out[task] = best
         return out
 
 

@@ -63,13 +63,19 @@ alone, not thread scaling.  The fourth objective keeps the best variant for a
 tenant holding the whole machine (pareto_front always keeps the best on every
 objective).  At most `max_variants` (default 5, as in the paper) per task.
 `best_alone_differs_under_pressure` compares the first two objectives.
+
+Then no switching for nothing (`worth_keeping`): the task's default (the tuner's best,
+rank 0) stays, and a front member is kept only when it beats every variant kept before
+it in some latency cell by more than the two cells' errors (half the interquartile range
+of the cell's samples, at least MIN_RELATIVE_ERROR), or in footprint by more than theirs.
+Each variant's cells carry their errors (`latency_error_us`).
 """
 from ..cells import LEVEL_ORDER, cell_key, default_core_counts, parse_cell
 from .characterize import characterize, characterize_and_select
 from .evidence import evidence
 from .select import VARIANTS, load_variants, select_variants
-from .store import CHARACTERIZATION, FORMAT
+from .store import CHARACTERIZATION, FORMAT, characterization_caches
 
 __all__ = ["LEVEL_ORDER", "cell_key", "parse_cell", "default_core_counts", "characterize",
            "characterize_and_select", "evidence", "select_variants", "load_variants", "VARIANTS",
-           "CHARACTERIZATION", "FORMAT"]
+           "CHARACTERIZATION", "FORMAT", "characterization_caches"]

@@ -24,7 +24,7 @@ from ..interference.probes import robust_time
 from ..progress import Progress, say
 from ..tune.database import DatabaseLines, import_options
 from ..cells import LEVEL_ORDER, cell_key, default_core_counts
-from .store import CHARACTERIZATION, FORMAT, load_previous, merge_previous
+from .store import CACHE_METHODS, CHARACTERIZATION, DEFAULT_CACHES, FORMAT, load_previous, merge_previous
 from .worker import BUILD_TIMEOUT_S, TIME_TIMEOUT_S, MeasuringWorker, WorkerError
 
 DEFAULT_MIN_TASK_US = 3.0
@@ -176,7 +176,8 @@ class MeasuringSession:
                 pass
         return sorted(cores)
 
-    def time_levels(self, key: str, levels: list[str], repeats: int, min_repeat_ms: float) -> dict[str, dict]:
+    def time_levels(self, key: str, levels: list[str], repeats: int, min_repeat_ms: float,
+                    flush_bytes: int = 0) -> dict[str, dict]:
         """Per level: {"samples_us": [...]} (µs); levels take turns round by round so each
         sees the same drift of a shared machine, and a level's stressor runs only during
         its samples.  When the session runs stressors, each level also gets the evidence:
@@ -201,7 +202,7 @@ class MeasuringSession:
                     stressor.resume()
                 try:
                     got = self.worker.request(TIME_TIMEOUT_S, cmd="time", key=key, repeat=2,
-                                              min_repeat_ms=min_repeat_ms)
+                                              min_repeat_ms=min_repeat_ms, flush_bytes=flush_bytes)
                 finally:
                     if stressor is not None:
                         stressor.pause()
@@ -244,7 +245,7 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
                  levels: Sequence[str] = LEVEL_ORDER, repeats: int = 5, min_repeat_ms: float = 20.0,
                  footprint_pairs: int | None = None, footprint_window_s: float = 0.05,
                  min_task_us: float = DEFAULT_MIN_TASK_US, tasks: Iterable[str] | None = None,
-                 stressor_cores: int | None = None,
+                 stressor_cores: int | None = None, caches: str = DEFAULT_CACHES,
                  out=None, input_shapes=None, check_machine: bool = True,
                  progress: Progress = None) -> dict:
     """Measure the top-K candidates of every task at every core count x level (see
@@ -261,6 +262,11 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
       (default: all of them, as during calibration: the rest of the machine is busy).
     check_machine: record vCPU sharing and load before/after (co-running numbers on a
       time-shared VM read ~2x for reasons that have nothing to do with mtcc).
+    caches: "hot" -- calls back to back on the same arguments, a window at a time (their
+      data stays in the private caches); "cold" -- one call per timing, twice the L2
+      written before each, so the call's weights come from the shared cache or memory
+      as inside a model whose other calls passed through the private caches meanwhile.
+      Cells of one method are never merged with the other's.
     """
     from ..interference import machine
 
@@ -274,6 +280,9 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
         raise BadInput(f"core counts {core_counts}: this process may use {len(cores)} core(s)")
     if top_k < 1 or repeats < 1:
         raise BadInput("top_k and repeats must be at least 1")
+    if caches not in CACHE_METHODS:
+        raise BadInput(f"caches {caches!r}: one of {', '.join(CACHE_METHODS)}")
+    flush_bytes = 2 * machine.cache_bytes(2, 1 << 20) if caches == "cold" else 0
     footprint_pairs = footprint_pairs or repeats
 
     previous = load_previous(out, progress)
@@ -295,7 +304,7 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
         raise BadInput(f"no task named {', '.join(sorted(wanted - {t['name'] for t in found}))} in {model_path}")
     task_entries = [_task_entry(t, db, top_k, min_task_us) for t in found
                     if wanted is None or t["name"] in wanted]
-    merge_previous(task_entries, previous, calibration_fingerprint(cal), progress)
+    merge_previous(task_entries, previous, calibration_fingerprint(cal), progress, caches=caches)
     # A run restricted to some tasks keeps what earlier runs measured for the others.
     chosen = {t["name"]: t for t in task_entries}
     others = {t["name"]: t for t in (previous or {}).get("tasks", []) if t["name"] not in chosen}
@@ -311,7 +320,8 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
         "calibration": calibration_summary(cal, source), "calibration_full": cal,
         "machine": {"cpu_model": machine.cpu_model(), "cores": cores},
         "core_counts": core_counts, "levels": used_levels, "top_k": top_k,
-        "settings": {"repeats": repeats, "min_repeat_ms": min_repeat_ms, "stressor_cores": stressor_cores,
+        "settings": {"repeats": repeats, "min_repeat_ms": min_repeat_ms, "caches": caches,
+                     "flush_bytes": flush_bytes, "stressor_cores": stressor_cores,
                      "footprint_pairs": footprint_pairs, "footprint_window_s": footprint_window_s,
                      "min_task_us": min_task_us, "statistic": "lower quartile of the samples"},
         "tasks": all_tasks, "unmatched_workloads": unmatched,
@@ -341,7 +351,8 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
                                               footprints=n == 1 and len(cores) >= 2)
             if todo:
                 _measure_phase(n, todo, need_footprint, cal, cores, stressor_cores, db, run, save,
-                               repeats=repeats, min_repeat_ms=min_repeat_ms, footprint_pairs=footprint_pairs,
+                               repeats=repeats, min_repeat_ms=min_repeat_ms, flush_bytes=flush_bytes,
+                               footprint_pairs=footprint_pairs,
                                footprint_window_s=footprint_window_s, progress=progress)
     finally:
         run["wall_s"] = round(time.time() - started, 2)
@@ -357,7 +368,7 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
 
 
 def _measure_phase(n, todo, need_footprint, cal, cores, stressor_cores, db, run, save, *,
-                   repeats, min_repeat_ms, footprint_pairs, footprint_window_s, progress) -> None:
+                   repeats, min_repeat_ms, flush_bytes, footprint_pairs, footprint_window_s, progress) -> None:
     """Every cell of `todo` on `n` cores, in one MeasuringSession; saves after each candidate."""
     levels = sorted({lv for _, _, lvs in todo for lv in lvs}, key=LEVEL_ORDER.index)
     session = MeasuringSession(cal, cores, n, levels, stressor_cores, with_probe=bool(need_footprint))
@@ -374,7 +385,7 @@ def _measure_phase(n, todo, need_footprint, cal, cores, stressor_cores, db, run,
             try:
                 built = session.worker.request(BUILD_TIMEOUT_S, cmd="build", key=key, job=db.job(cand["record"]))
                 cand["build_s"] = built["build_s"]
-                measured = session.time_levels(key, lvs, repeats, min_repeat_ms)
+                measured = session.time_levels(key, lvs, repeats, min_repeat_ms, flush_bytes)
                 for level in lvs:
                     cand["cells"][cell_key(n, level)] = {"us": round(robust_time(measured[level]["samples_us"]), 4),
                                                          **measured[level]}

@@ -4,10 +4,11 @@ model-level sums with each choice (a prediction from per-kernel cells, not a
 measurement of the model)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..errors import BadInput
-from .select import VARIANTS, load_variants
+from .select import MIN_RELATIVE_ERROR, VARIANTS, load_variants
 
 def _model_evidence(var: dict, source: str) -> dict:
     cells = var.get("objectives", {}).get("cells", {})
@@ -18,6 +19,7 @@ def _model_evidence(var: dict, source: str) -> dict:
     sums = {"alone_best_alone": 0.0, "alone_best_pressure": 0.0,
             "pressure_best_alone": 0.0, "pressure_best_pressure": 0.0}
     unmeasured = []
+    variance = 0.0  # of the predicted gain's µs: the switched tasks' cells' errors
     for t in tasks:
         vs = [v for v in t["variants"] if v["latency_us"]]
         if not vs:
@@ -36,6 +38,12 @@ def _model_evidence(var: dict, source: str) -> dict:
         sums["alone_best_pressure"] += count * lat(best_pressure, alone_key)
         sums["pressure_best_alone"] += count * lat(best_alone, pressure_key)
         sums["pressure_best_pressure"] += count * lat(best_pressure, pressure_key)
+        if best_pressure is not best_alone:
+            for v in (best_alone, best_pressure):
+                err = (v.get("latency_error_us") or {}).get(pressure_key)
+                # A table without error bars (older variants.json): MIN_RELATIVE_ERROR of it.
+                err = err if err is not None else MIN_RELATIVE_ERROR * lat(v, pressure_key)
+                variance += (count * err) ** 2
     ratio = (sums["pressure_best_alone"] / sums["pressure_best_pressure"]
              if sums["pressure_best_pressure"] else None)
     cost = sums["alone_best_pressure"] / sums["alone_best_alone"] if sums["alone_best_alone"] else None
@@ -52,6 +60,12 @@ def _model_evidence(var: dict, source: str) -> dict:
         "pressure_ratio_best_alone_over_best_pressure": round(ratio, 4) if ratio else None,
         # >= 1: what the best-under-pressure variants cost when the machine is quiet.
         "alone_ratio_best_pressure_over_best_alone": round(cost, 4) if cost else None,
+        # The predicted gain under pressure of switching, 1 - best-pressure / best-alone,
+        # and its error bar (the switched cells' errors, independent): a gain inside the
+        # bar is no gain.
+        "pressure_gain": round(1 - 1 / ratio, 4) if ratio else None,
+        "pressure_gain_error": (round(math.sqrt(variance) / sums["pressure_best_alone"], 4)
+                                if sums["pressure_best_alone"] else None),
         "tasks_without_latency": unmeasured,
     }
 

@@ -32,6 +32,7 @@ class ResolvedVariant:
     footprint: float | None
     tuned_us: float | None
     untuned: bool = False
+    latency_error_us: dict = field(default_factory=dict)  # the cells' error bars (variants.json)
 
 
 @dataclass
@@ -135,7 +136,8 @@ class SchedulesFolder:
             task.variants.append(ResolvedVariant(
                 id=vid, func=self._func(index), trace=self.lines.trace_ref(index),
                 latency_us=_rounded(v.get("latency_us")), footprint=v.get("footprint"),
-                tuned_us=round(self.lines.record_secs(index) * 1e6, 3)))
+                tuned_us=round(self.lines.record_secs(index) * 1e6, 3),
+                latency_error_us=_rounded(v.get("latency_error_us"))))
         ids = [v.id for v in task.variants]
         if len(set(ids)) != len(ids):
             raise BadInput(f"{self.variants_file}: task {name} lists the same variant id twice")

@@ -1,6 +1,8 @@
 """The Pareto filter: from characterization.json to variants.json (see mtcc.variants)."""
 from __future__ import annotations
 
+import math
+import statistics
 from pathlib import Path
 
 from ..errors import BadInput
@@ -32,8 +34,64 @@ def objective_cells(characterization: dict) -> dict:
             "pressure_level": top, "pressure_cores": p}
 
 
+# Candidates are timed one after another, minutes apart on a shared machine: two cells
+# closer than this are one speed, whatever their own spreads say.
+MIN_RELATIVE_ERROR = 0.02
+# Footprints are medians of a few probe ratios: a neighbour notices 5 %, not 1 %.
+FOOTPRINT_STEP = 0.05
+
+
+def _half_iqr(samples) -> float:
+    if not samples or len(samples) < 4:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(samples, n=4)
+    return (q3 - q1) / 2
+
+
 def latency_table(cand: dict) -> dict[str, float]:
     return {k: v["us"] for k, v in cand.get("cells", {}).items() if isinstance(v, dict) and "us" in v}
+
+
+def error_table(cand: dict) -> dict[str, float]:
+    """Per cell, the error bar of its time (µs): half the interquartile range of the
+    cell's samples, at least MIN_RELATIVE_ERROR of the time."""
+    return {k: round(max(_half_iqr(v.get("samples_us")), MIN_RELATIVE_ERROR * v["us"]), 4)
+            for k, v in cand.get("cells", {}).items() if isinstance(v, dict) and "us" in v}
+
+
+def footprint_error(cand: dict) -> float:
+    """The error bar of a footprint: half the interquartile range of its probe ratios,
+    at least FOOTPRINT_STEP."""
+    return max(_half_iqr((cand.get("footprint") or {}).get("ratios")), FOOTPRINT_STEP)
+
+
+def beats(row: dict, other: dict) -> bool:
+    """`row` is faster than `other` in some latency cell, or lighter on a neighbour, by
+    more than the two measurements' errors together."""
+    for cell, us in row["table"].items():
+        theirs = other["table"].get(cell)
+        if theirs is None:
+            continue
+        margin = math.hypot(row["errors"].get(cell, 0.0), other["errors"].get(cell, 0.0))
+        if us < theirs - margin:
+            return True
+    margin = math.hypot(footprint_error(row["cand"]), footprint_error(other["cand"]))
+    return row["footprint"] < other["footprint"] - margin
+
+
+def worth_keeping(front: list[dict], reference: dict) -> list[dict]:
+    """The reference (the variant that runs by default) and those of the front that beat
+    every variant kept before them (beats), biggest gain over the reference first: a
+    variant whose only edge is within the error is never switched to for nothing."""
+    def best_gain(row) -> float:
+        gains = [1 - us / reference["table"][c] for c, us in row["table"].items() if reference["table"].get(c)]
+        return max(gains, default=0.0)
+
+    kept = [reference]
+    for row in sorted((r for r in front if r is not reference), key=lambda r: (-best_gain(r), r["id"])):
+        if all(beats(row, k) for k in kept):
+            kept.append(row)
+    return [r for r in front if any(r is k for k in kept)]  # the front's order
 
 
 def footprint_objective(ratio) -> float:
@@ -72,7 +130,7 @@ def select_variants(characterization, max_variants: int = 5, *, out=None, write:
         for cand in task["candidates"]:
             table = latency_table(cand)
             fp = cand.get("footprint") or {}
-            row = {"id": cand["id"], "cand": cand, "table": table,
+            row = {"id": cand["id"], "cand": cand, "table": table, "errors": error_table(cand),
                    "latency_alone": table.get(cells["alone"]),
                    "latency_pressure": table.get(cells["pressure"]),
                    "footprint": footprint_objective(fp.get("ratio")),
@@ -82,6 +140,9 @@ def select_variants(characterization, max_variants: int = 5, *, out=None, write:
         entry = {"name": task["name"], "count": task.get("count", 1)}
         if rows and not task.get("skipped"):
             front = pareto_front(rows, max_variants, objectives)
+            # The packer runs the tuner's best (rank 0) by default where it is kept.
+            reference = next((r for r in front if r["cand"].get("rank") == 0), front[0])
+            front = worth_keeping(front, reference)
             differs = best_alone_differs_under_pressure(front, objectives)
             entry.update(measured=True, candidates_measured=len(rows))
         else:
@@ -107,6 +168,7 @@ def select_variants(characterization, max_variants: int = 5, *, out=None, write:
                 "trace": {"database": RECORDS, "workload": task["workload"], "record": cand["record"],
                           "sha256": cand["sha256"]},
                 "latency_us": latency,
+                "latency_error_us": dict(sorted(row.get("errors", {}).items(), key=lambda kv: cell_order(kv[0]))),
                 "footprint": row.get("footprint", 1.0),
                 "footprint_measured": (cand.get("footprint") or {}).get("ratio"),
                 "tuned_us": cand.get("tuned_us"),
@@ -121,7 +183,11 @@ def select_variants(characterization, max_variants: int = 5, *, out=None, write:
         "model": char["model"], "target": char["target"],
         "objectives": {"names": objectives, "cells": cells,
                        "rule": "non-dominated over the objectives, at most max_variants, "
-                               "best on every objective always kept (mtcc.variants.pareto.pareto_front)"},
+                               "best on every objective always kept (mtcc.variants.pareto.pareto_front); "
+                               "then only those faster than every variant kept before them in some cell "
+                               "by more than the cells' errors, or in footprint by more than the footprints' errors "
+                               "(mtcc.variants.select.worth_keeping)",
+                       "min_relative_error": MIN_RELATIVE_ERROR, "footprint_step": FOOTPRINT_STEP},
         "max_variants": max_variants,
         "core_counts": char["core_counts"], "levels": char["levels"],
         "calibration": {k: char["calibration"].get(k) for k in ("source", "fingerprint", "usable", "verdict")},

@@ -14,6 +14,8 @@ from ..cells import parse_cell
 
 FORMAT = "mtcc-characterization/1"
 CHARACTERIZATION = "characterization.json"
+CACHE_METHODS = ("hot", "cold")  # how a candidate is timed: see characterize's `caches`
+DEFAULT_CACHES = "hot"           # for a new characterization (README: "Do the tables predict the whole model?")
 
 def load_previous(out: Path, progress: Progress) -> dict | None:
     if not out.exists():
@@ -30,10 +32,17 @@ def load_previous(out: Path, progress: Progress) -> dict | None:
 
 
 def merge_previous(tasks: list[dict], previous: dict | None, fingerprint: str,
-                    progress: Progress) -> None:
-    """Carry over measured cells of candidates that are still the same record."""
+                    progress: Progress, caches: str = "hot") -> None:
+    """Carry over measured cells of candidates that are still the same record, timed the
+    same way (`caches`: a file without the setting was timed hot)."""
     if not previous:
         return
+    before = previous.get("settings", {}).get("caches", "hot")
+    if before != caches:
+        say(progress, f"the cells were timed with {before} caches, this run times them {caches}: "
+                      "every cell is measured again")
+        previous = {**previous, "tasks": [{**t, "candidates": [{**c, "cells": {}} for c in t.get("candidates", [])]}
+                                          for t in previous.get("tasks", [])]}
     same_levels = previous.get("calibration", {}).get("fingerprint") == fingerprint
     if not same_levels:
         say(progress, "the calibration's levels changed since the last run: pressure cells are measured again")
@@ -53,6 +62,18 @@ def merge_previous(tasks: list[dict], previous: dict | None, fingerprint: str,
             for field in ("footprint", "build_s"):  # not "error": a rerun tries a failed build again
                 if prev.get(field) is not None:
                     cand[field] = prev[field]
+
+
+def characterization_caches(schedules_dir) -> str:
+    """How the folder's characterization.json timed its candidates (its settings'
+    "caches"; a file without the setting was timed hot), DEFAULT_CACHES without a file."""
+    path = Path(schedules_dir) / CHARACTERIZATION
+    if not path.exists():
+        return DEFAULT_CACHES
+    try:
+        return json.loads(path.read_text()).get("settings", {}).get("caches", "hot")
+    except (OSError, ValueError):
+        return DEFAULT_CACHES
 
 
 def load_characterization(characterization) -> dict:

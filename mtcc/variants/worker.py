@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import select
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from ..tune.database import DatabaseLines
 BUILD_TIMEOUT_S = 300.0
 TIME_TIMEOUT_S = 120.0
 WORKER_START_TIMEOUT_S = 120.0
+COLD_CALLS_MIN, COLD_CALLS_MAX = 10, 200  # single cold calls per sample (see "time")
 
 def random_arguments(func, seed: int = 0):
     """Random arguments for a PrimFunc: floats N(0,1); integers zero (they may be indices)."""
@@ -123,12 +125,24 @@ def worker_main() -> None:
             elif cmd == "time":
                 b = built[req["key"]]
                 min_ms = float(req.get("min_repeat_ms", 20))
+                repeat = int(req.get("repeat", 2))
                 number = max(1, int(min_ms / 1e3 / max(b["once"], 1e-7)))
                 name = getattr(b["lib"], "entry_name", None) or "main"
-                evaluator = b["lib"].time_evaluator(name, dev, number=number, repeat=int(req.get("repeat", 2)),
-                                                    min_repeat_ms=int(min_ms))
-                result = evaluator(*b["args"])
-                reply({"ok": True, "samples_us": [round(s * 1e6, 4) for s in result.results]})
+                flush = int(req.get("flush_bytes", 0))
+                if flush:
+                    # Cold: one call per timing, `flush` bytes written before each (the
+                    # private caches evicted, as by a model's other calls); a sample is
+                    # the median of `singles` such calls.
+                    singles = min(COLD_CALLS_MAX, max(COLD_CALLS_MIN, number))
+                    evaluator = b["lib"].time_evaluator(name, dev, number=1, repeat=singles * repeat,
+                                                        cache_flush_bytes=flush)
+                    times = list(evaluator(*b["args"]).results)
+                    samples = [statistics.median(times[k * singles:(k + 1) * singles]) for k in range(repeat)]
+                else:
+                    evaluator = b["lib"].time_evaluator(name, dev, number=number, repeat=repeat,
+                                                        min_repeat_ms=int(min_ms))
+                    samples = list(evaluator(*b["args"]).results)
+                reply({"ok": True, "samples_us": [round(s * 1e6, 4) for s in samples]})
             elif cmd == "loop_start":
                 b = built[req["key"]]
                 stop = threading.Event()
