@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 
 MIN_REPEAT_S = 0.02  # a timing window of characterization (its min_repeat_ms)
-COLD_SAMPLES_MIN, COLD_SAMPLES_MAX = 10, 200  # single calls timed with the private caches evicted
 
 
 def predicted_us(blocks: list[dict], cell: str) -> float | None:
@@ -95,10 +94,11 @@ def _child(spec: dict) -> dict:
 
     import mtcc
     from ..interference.calibration import load, stressor_for_level
-    from ..interference.machine import cache_bytes, cores as machine_cores
+    from ..interference.machine import cores as machine_cores
     from ..interference.probes import robust_time
     from ..runtime.loader import pin_cores
     from ..runtime.profile import ModelProfile
+    from ..variants.worker import COLD_CALLS_MAX, COLD_CALLS_MIN, cold_flush_bytes
 
     n = spec["cores"]
     everyone = machine_cores()
@@ -130,7 +130,7 @@ def _child(spec: dict) -> dict:
         hot = {lvl: [[] for _ in range(len(executor))] for lvl in levels}
         in_sequence = {lvl: [[] for _ in range(len(executor))] for lvl in levels}
         cold = {lvl: [[] for _ in range(len(executor))] for lvl in levels}
-        flush_bytes = 2 * cache_bytes(2, 1 << 20)  # twice the private L2: nothing of the call's left there
+        flush_bytes = cold_flush_bytes()
         for _ in range(spec["rounds"]):
             for lvl in levels:
                 if lvl in stressors:
@@ -151,8 +151,8 @@ def _child(spec: dict) -> dict:
                             in_sequence[lvl][k].append(seconds * 1e6)
                             number = max(1, int(MIN_REPEAT_S / max(seconds, 1e-7)))
                             hot[lvl][k] += [s * 1e6 for s in executor.time_call(k, number=number, repeat=2)]
-                            # One call per sample, private caches evicted before each.
-                            singles = min(COLD_SAMPLES_MAX, max(COLD_SAMPLES_MIN, number))
+                            # As characterization's cold timing: single calls, caches evicted before each.
+                            singles = min(COLD_CALLS_MAX, max(COLD_CALLS_MIN, number))
                             cold[lvl][k].append(statistics.median(executor.time_call(
                                 k, number=1, repeat=singles, flush_bytes=flush_bytes)) * 1e6)
                 finally:

@@ -25,7 +25,7 @@ from ..progress import Progress, say
 from ..tune.database import DatabaseLines, import_options
 from ..cells import LEVEL_ORDER, cell_key, default_core_counts
 from .store import CACHE_METHODS, CHARACTERIZATION, DEFAULT_CACHES, FORMAT, load_previous, merge_previous
-from .worker import BUILD_TIMEOUT_S, TIME_TIMEOUT_S, MeasuringWorker, WorkerError
+from .worker import BUILD_TIMEOUT_S, TIME_TIMEOUT_S, MeasuringWorker, WorkerError, cold_flush_bytes
 
 DEFAULT_MIN_TASK_US = 3.0
 
@@ -282,7 +282,7 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
         raise BadInput("top_k and repeats must be at least 1")
     if caches not in CACHE_METHODS:
         raise BadInput(f"caches {caches!r}: one of {', '.join(CACHE_METHODS)}")
-    flush_bytes = 2 * machine.cache_bytes(2, 1 << 20) if caches == "cold" else 0
+    flush_bytes = cold_flush_bytes() if caches == "cold" else 0
     footprint_pairs = footprint_pairs or repeats
 
     previous = load_previous(out, progress)

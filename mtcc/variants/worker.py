@@ -30,6 +30,14 @@ TIME_TIMEOUT_S = 120.0
 WORKER_START_TIMEOUT_S = 120.0
 COLD_CALLS_MIN, COLD_CALLS_MAX = 10, 200  # single cold calls per sample (see "time")
 
+
+def cold_flush_bytes() -> int:
+    """What a cold timing writes before each call: twice the private L2, so nothing of
+    the call's data is left there (as after a model's other calls)."""
+    from ..interference.machine import cache_bytes
+
+    return 2 * cache_bytes(2, 1 << 20)
+
 def random_arguments(func, seed: int = 0):
     """Random arguments for a PrimFunc: floats N(0,1); integers zero (they may be indices)."""
     import numpy as np
