@@ -18,8 +18,6 @@ import argparse
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -27,19 +25,21 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=10)
-    ap.add_argument("--calibration", default=str(ROOT / "schedules" / "calibration" / "amd-epyc.json"))
+    ap.add_argument("--calibration", default=None,
+                    help="default: this CPU's among schedules/calibration/, else any there (interference.lookup)")
     ap.add_argument("--explain", action="store_true", help="also time every call alone and in the sequence")
     ap.add_argument("--json", dest="json_out")
     a = ap.parse_args()
     from mtcc.bench.prediction import measure
     from mtcc.interference import machine
 
-    report = {"vcpu_sharing_before": machine.vcpu_sharing(), "calibration": Path(a.calibration).name,
+    report = {"vcpu_sharing_before": machine.vcpu_sharing(),
               "settings": {"cores": a.cores, "rounds": a.rounds, "repeat": a.repeat}, "models": []}
     for path in a.bundles:
         result = measure(path, cores=a.cores, rounds=a.rounds, repeat=a.repeat, calibration=a.calibration,
                          explain=a.explain)
         report["models"].append(result)
+        report["calibration"] = result["calibration"]
         for row in result["rows"]:
             line = (f"{result['model']:12s} {row['cell']:8s} predicted {row['predicted_ms']:8.3f} ms  measured "
                     f"{row['measured_ms']:8.3f} ms (IQR {row['spread_ms'][0]:.3f}-{row['spread_ms'][1]:.3f})  "

@@ -63,8 +63,9 @@ def measure(bundle_path, *, cores: int = 1, rounds: int = 5, repeat: int = 10, c
     from ..errors import BadInput
     from ..interference.lookup import find_calibration
 
-    # This CPU's calibration among the committed ones (schedules/calibration/), else any.
-    calibration = calibration or find_calibration(Path.cwd() / "schedules")
+    # This CPU's calibration among the committed ones (the checkout's schedules/calibration/,
+    # or the current directory's), else any there.
+    calibration = calibration or find_calibration(Path(__file__).resolve().parents[2] / "schedules")
     if calibration is None:
         raise BadInput("no calibration file: give one, or run from a checkout with schedules/calibration/")
     spec = json.dumps({"bundle": str(bundle_path), "cores": cores, "rounds": rounds, "repeat": repeat,

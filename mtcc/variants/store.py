@@ -17,6 +17,12 @@ CHARACTERIZATION = "characterization.json"
 CACHE_METHODS = ("hot", "cold")  # how a candidate is timed: see characterize's `caches`
 DEFAULT_CACHES = "hot"           # for a new characterization (README: "Do the tables predict the whole model?")
 
+def timed_with(characterization: dict) -> str:
+    """How a characterization timed its candidates: its settings' "caches"; a file written
+    before the setting existed was timed hot."""
+    return characterization.get("settings", {}).get("caches", "hot")
+
+
 def load_previous(out: Path, progress: Progress) -> dict | None:
     if not out.exists():
         return None
@@ -32,12 +38,12 @@ def load_previous(out: Path, progress: Progress) -> dict | None:
 
 
 def merge_previous(tasks: list[dict], previous: dict | None, fingerprint: str,
-                    progress: Progress, caches: str = "hot") -> None:
+                    progress: Progress, caches: str) -> None:
     """Carry over measured cells of candidates that are still the same record, timed the
-    same way (`caches`: a file without the setting was timed hot)."""
+    same way (`caches`, see timed_with)."""
     if not previous:
         return
-    before = previous.get("settings", {}).get("caches", "hot")
+    before = timed_with(previous)
     if before != caches:
         say(progress, f"the cells were timed with {before} caches, this run times them {caches}: "
                       "every cell is measured again")
@@ -65,13 +71,13 @@ def merge_previous(tasks: list[dict], previous: dict | None, fingerprint: str,
 
 
 def characterization_caches(schedules_dir) -> str:
-    """How the folder's characterization.json timed its candidates (its settings'
-    "caches"; a file without the setting was timed hot), DEFAULT_CACHES without a file."""
+    """How the folder's characterization.json timed its candidates (timed_with),
+    DEFAULT_CACHES without a file."""
     path = Path(schedules_dir) / CHARACTERIZATION
     if not path.exists():
         return DEFAULT_CACHES
     try:
-        return json.loads(path.read_text()).get("settings", {}).get("caches", "hot")
+        return timed_with(json.loads(path.read_text()))
     except (OSError, ValueError):
         return DEFAULT_CACHES
 
