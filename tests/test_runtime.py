@@ -5,6 +5,7 @@ this CPU runs), tenant processes, shared memory, SIGKILL.  Outputs are checked a
 ONNX Runtime; nothing here asserts a time."""
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import subprocess
@@ -321,6 +322,33 @@ def _phase(server, model, feeds, n) -> dict:
             "switched": [s[4] for s in segments if s[4]], "segments": segments}
 
 
+QUIET_SPEED = 1.05  # a request whose blocks ran within 5 % of the quiet phase's: no pressure to read
+
+
+def _requests(segments) -> list[list]:
+    """Segments grouped by request (each whole request starts at call 0)."""
+    out = []
+    for seg in segments:
+        if seg[0] == 0 or not out:
+            out.append([])
+        out[-1].append(seg)
+    return out
+
+
+def _judged(quiet: dict, after: dict) -> tuple[list, list, list]:
+    """(the requests of `after` that follow one run at quiet speed, each request's own
+    slowdown -- median of its blocks' time over the quiet phase's -- and all requests)."""
+    import statistics
+
+    quiet_us = collections.defaultdict(list)
+    for seg in quiet["segments"]:
+        quiet_us[seg[:2]].append(seg[2])
+    requests = _requests(after["segments"])
+    own = [statistics.median([seg[2] / statistics.median(quiet_us[seg[:2]]) for seg in r if seg[:2] in quiet_us] or [0.0])
+           for r in requests]
+    return [r for r, slowed_before in zip(requests[1:], own) if slowed_before < QUIET_SPEED], own, requests
+
+
 def test_pressure_estimate_and_choice_follow_a_real_stressor(bundles, reference):
     """A tenant on core 0, mtcc's calibrated `high` stressor on core 1: the pressure
     estimate rises and the selector switches variants for blocks whose tables predict a
@@ -346,7 +374,12 @@ def test_pressure_estimate_and_choice_follow_a_real_stressor(bundles, reference)
             loud = _phase(server, "sq", feeds, 10)
         finally:
             stressor.stop()
+        # After it, until enough requests follow one that ran at quiet speed: here the host
+        # stayed 1.2-1.5x slower for seconds after the stressor's exit in 3 runs of 8.
         after = _phase(server, "sq", feeds, 12)
+        while len(_judged(quiet, after)[0]) < 4 and len(after["segments"]) < 5 * 60:
+            more = _phase(server, "sq", feeds, 6)
+            after = {key: after[key] + more[key] for key in ("slowdown", "segments")}
     concurrent_after, reading_after = vcpus_concurrent()
     sharing = f"before {reading_before}, after {reading_after}"
     s_quiet, s_loud = statistics.median(quiet["slowdown"]), statistics.median(loud["slowdown"][-20:])
@@ -373,12 +406,17 @@ def test_pressure_estimate_and_choice_follow_a_real_stressor(bundles, reference)
     changed = [seg for seg in loud["segments"] if seg[3] != "none" and seg[0] in at_none
                and (seg[4] or {}) != at_none[seg[0]]]
     assert changed, f"no variant choice changed under pressure: {numbers}"
-    # After the stressor stops the estimate decays and the last blocks run as when quiet.
-    tail = after["slowdown"][-8:]
-    assert statistics.median(tail) < s_loud, numbers
-    # The last blocks are mostly back at level none with the choices made at none (on a
-    # shared host a burst of its other work can still read as pressure for a block or two:
-    # that is the proxy working, so "mostly" -- at most a quarter -- not "all").
-    tail_segments = after["segments"][-16:]
-    back = [seg for seg in tail_segments if seg[3] == "none" and (seg[4] or {}) == at_none.get(seg[0], seg[4] or {})]
-    assert len(back) >= 0.75 * len(tail_segments), f"{numbers}; after: {[seg[3] for seg in tail_segments]}"
+    # After the stressor stops the estimate decays and the blocks run as when quiet -- where
+    # the host lets them: the proxy reads any slowdown, the host's own included.  So a request counts only when the request before it, whose blocks the
+    # estimate is made of, ran at quiet speed by its own clock.
+    judged, own, requests = _judged(quiet, after)
+    after_numbers = f"{numbers}; after ({len(requests)} requests, the last 12): own slowdown per request " \
+                    f"{[round(x, 3) for x in own[-12:]]}, levels {[[seg[3] for seg in r] for r in requests[-12:]]}"
+    if len(judged) < 3:
+        pytest.skip(f"the host slowed the tenant after the stressor stopped: {after_numbers}")
+    segments_judged = [seg for r in judged for seg in r]
+    assert statistics.median(seg[5] for seg in segments_judged) < s_loud, after_numbers
+    # Mostly -- at most a quarter of the blocks off -- since a burst inside a request is the
+    # proxy working, not failing.
+    back = [seg for seg in segments_judged if seg[3] == "none" and (seg[4] or {}) == at_none.get(seg[0], seg[4] or {})]
+    assert len(back) >= 0.75 * len(segments_judged), after_numbers
