@@ -105,9 +105,16 @@ def test_concurrent_requests_give_onnxruntime_outputs(bundles, reference, policy
         for k in range(3):
             for name in ("squeezenet", "transformer"):
                 feeds, want, names = reference[name][k % 2]
-                futures.append((server.submit(name, feeds), want, names))
-        for future, want, names in futures:
+                futures.append((server.submit(name, feeds), want, names, name))
+        for future, want, names, name in futures:
             _check(future.result(timeout=300), want, names)
+            # its units ran every call once, in order, each on at least one core
+            ends = [0] + [end for _, end, _ in future.grants]
+            assert [start for start, _, _ in future.grants] == ends[:-1], future.grants
+            assert ends[-1] == len(server.models[name].profile.call_tasks), future.grants
+            assert all(cores >= 1 for _, _, cores in future.grants), future.grants
+            if policy.startswith("model-"):
+                assert len(future.grants) == 1, future.grants
         stats = server.stats()
     assert stats["policy"] == policy
     for name in ("squeezenet", "transformer"):

@@ -70,6 +70,7 @@ class Request:
     units: int = 0
     conflicts: int = 0
     segments: list = field(default_factory=list)
+    grants: list = field(default_factory=list)    # (first call, end call, cores) of each unit run
     arrays: list | None = None      # the inputs until they are in a lane's arena
     sent: float = 0.0               # when its current unit was sent to the tenant
     # where its time went, in seconds (summed over its units): see Server.submit's future
@@ -454,6 +455,7 @@ class Server:
         if not msg["finished"]:    # the request goes on: this process decides its next unit
             r.spent["to_server"] += to_server
             m.to_server_us.append(to_server * 1e6)
+        r.grants.append((r.pending.reached, msg["reached"], len(msg["cores"])))
         r.pending.reached = msg["reached"]
         r.segments.extend(msg["segments"])
         m.boundary_us.extend(msg["boundary_us"])
@@ -471,6 +473,7 @@ class Server:
             # inputs into shared memory), sent -> started in the tenant, running there
             # (grants, blocks, outputs), finished -> seen here between its units
             r.future.spent_us = {k: round(v * 1e6, 1) for k, v in r.spent.items()}
+            r.future.grants = r.grants  # [(first call, end call, cores)] of its units
             self._completions.append((r.future, "result", outputs))
 
     def _on_death(self, m: Model, process) -> None:
