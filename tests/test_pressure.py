@@ -25,8 +25,8 @@ def test_level_is_the_strongest_threshold_reached():
 def test_footprint_proxy_median_of_recent_blocks_over_the_quiet_baseline():
     proxy = make_proxy("footprint", window=4)
     assert isinstance(proxy, FootprintProxy)
-    proxy.calibrate("b", 1.2)
-    proxy.calibrate("b", 1.5)  # the quietest reading is the baseline
+    for ratio in (1.1, 1.5, 1.2):
+        proxy.calibrate("b", ratio)  # the baseline is the readings' median, 1.2
     for ratio in (1.2, 1.8):   # 1.0 and 1.5 of the baseline
         proxy.observe("b", ratio)
     assert proxy.slowdown() == pytest.approx(1.25)        # even count: mean of the middle two

@@ -231,3 +231,20 @@ def test_a_short_run_wanting_other_cores_stays_in_the_unit_a_long_one_does_not()
     # 43 ms target: 21.5 ms of budget needs both cores for block 0 (22 ms on one, 21 on two)
     assert run(long, 43.0, policies.ABSORB_US) == (2, pytest.approx(21.0))
     assert policies.Layer.absorb_us == 0.0   # `layer` re-negotiates at every call, by definition
+
+
+def test_the_core_timeline_keeps_the_latest_events_and_counts_them_all(monkeypatch):
+    """A server runs for days: the allocator keeps the last TIMELINE_EVENTS grants and
+    releases, counts every one, and `since(n)` gives what came after the n-th."""
+    from mtcc.runtime import cores
+
+    monkeypatch.setattr(cores, "TIMELINE_EVENTS", 4)
+    ticks = iter(range(100))
+    allocator = cores.CoreAllocator([0, 1], clock=lambda: next(ticks))
+    for k in range(5):
+        assert allocator.grant(("lane", "m", 0), 1 + k % 2) is not None
+        allocator.release(("lane", "m", 0))
+    assert allocator.events == 10 and len(allocator.timeline) == 4
+    assert [t for t, *_ in allocator.since(8)] == [8, 9]
+    assert [t for t, *_ in allocator.since(0)] == [6, 7, 8, 9]  # the older ones are gone
+    assert allocator.since(10) == []

@@ -505,3 +505,19 @@ def test_selected_variants_are_not_slower_end_to_end_under_the_stressor(example_
     if chosen["measured_ratio_error"] > 0.25:
         pytest.skip(f"rounds too far apart to judge a few per cent (the host was busy): {numbers}")
     assert chosen["measured_ratio"] <= 1 + max(chosen["measured_ratio_error"], MIN_RELATIVE_ERROR), numbers
+
+
+def test_a_cold_sample_is_the_median_of_its_single_calls():
+    """cold_samples asks for `repeat` groups of single calls, as many as the hot timing's
+    calls per sample within COLD_CALLS_MIN..MAX, and gives each group's median."""
+    from mtcc.variants.worker import COLD_CALLS_MAX, COLD_CALLS_MIN, cold_samples
+
+    asked = []
+
+    def calls(n):
+        asked.append(n)
+        return [float(k) for k in range(n)]
+
+    assert cold_samples(calls, number=1, repeat=2) == [(COLD_CALLS_MIN - 1) / 2, COLD_CALLS_MIN + (COLD_CALLS_MIN - 1) / 2]
+    assert cold_samples(calls, number=10 ** 6, repeat=1) == [(COLD_CALLS_MAX - 1) / 2]
+    assert asked == [2 * COLD_CALLS_MIN, COLD_CALLS_MAX]

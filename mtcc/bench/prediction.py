@@ -99,7 +99,7 @@ def _child(spec: dict) -> dict:
     from ..interference.probes import robust_time
     from ..runtime.loader import pin_cores
     from ..runtime.profile import ModelProfile
-    from ..variants.worker import COLD_CALLS_MAX, COLD_CALLS_MIN, cold_flush_bytes
+    from ..variants.worker import cold_flush_bytes, cold_samples
 
     n = spec["cores"]
     everyone = machine_cores()
@@ -152,10 +152,9 @@ def _child(spec: dict) -> dict:
                             in_sequence[lvl][k].append(seconds * 1e6)
                             number = max(1, int(MIN_REPEAT_S / max(seconds, 1e-7)))
                             hot[lvl][k] += [s * 1e6 for s in executor.time_call(k, number=number, repeat=2)]
-                            # As characterization's cold timing: single calls, caches evicted before each.
-                            singles = min(COLD_CALLS_MAX, max(COLD_CALLS_MIN, number))
-                            cold[lvl][k].append(statistics.median(executor.time_call(
-                                k, number=1, repeat=singles, flush_bytes=flush_bytes)) * 1e6)
+                            # characterization's cold timing, one sample
+                            cold[lvl][k].append(cold_samples(lambda n, k=k: executor.time_call(
+                                k, number=1, repeat=n, flush_bytes=flush_bytes), number, 1)[0] * 1e6)
                 finally:
                     if lvl in stressors:
                         stressors[lvl].pause()

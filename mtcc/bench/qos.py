@@ -146,17 +146,17 @@ def trial(server, models: list[str], rate: float, duration_s: float, seed: int, 
 
 
 def _counters(server) -> tuple[int, int, int]:
-    """(units, conflicts, timeline length) of an mtcc server; zeros for a baseline."""
+    """(units, conflicts, core events so far) of an mtcc server; zeros for a baseline."""
     models = getattr(server, "models", None)
     allocator = getattr(server, "allocator", None)
     if allocator is None or not isinstance(models, dict):
         return 0, 0, 0
-    return (sum(m.units for m in models.values()), sum(m.conflicts for m in models.values()), len(allocator.timeline))
+    return (sum(m.units for m in models.values()), sum(m.conflicts for m in models.values()), allocator.events)
 
 
 def _timeline(server, since: int) -> list:
     """The core grants of one trial, in seconds from its first grant."""
-    entries = server.allocator.timeline[since:]
+    entries = server.allocator.since(since)
     start = entries[0][0] if entries else 0.0
     return [(round(t - start, 6), what, str(holder), list(c)) for t, what, holder, c in entries]
 

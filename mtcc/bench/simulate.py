@@ -154,7 +154,7 @@ class Simulator:
                              "error": "refused: queue full" if k in refused else None})
         return {"requests": requests, "sent": len(arrivals) - len(refused), "refused": len(refused),
                 "units": self.units, "conflicts": self.conflicts, "switched_blocks": self.switched_blocks,
-                "timeline": [(round(t, 6), what, str(holder), list(c)) for t, what, holder, c in self.allocator.timeline]}
+                "timeline": [(round(t, 6), what, str(holder), list(c)) for t, what, holder, c in self.allocator.since(0)]}
 
     # -- the server's step, on simulated lanes ---------------------------------------------
     def _waiting(self) -> list[Waiting]:

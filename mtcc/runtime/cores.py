@@ -4,8 +4,11 @@ Cores are handed out lowest id first, so a tenant that gets cores back tends to 
 same ones (warm caches, fewer re-pins)."""
 from __future__ import annotations
 
+import collections
 import threading
 import time
+
+TIMELINE_EVENTS = 1_000_000  # grants and releases kept (a server runs for days)
 
 
 class CoreAllocator:
@@ -17,7 +20,9 @@ class CoreAllocator:
         self._free = list(self.cores)
         self._held: dict[object, list[int]] = {}
         self._lock = threading.Lock()
-        self.timeline: list[tuple[float, str, object, tuple[int, ...]]] = []  # (t, "grant"|"release", holder, cores)
+        # (t, "grant"|"release", holder, cores), the latest TIMELINE_EVENTS
+        self.timeline: collections.deque = collections.deque(maxlen=TIMELINE_EVENTS)
+        self.events = 0  # grants and releases ever recorded
 
     @property
     def free(self) -> list[int]:
@@ -28,6 +33,12 @@ class CoreAllocator:
         with self._lock:
             return list(self._held.get(holder, []))
 
+    def since(self, events: int) -> list:
+        """The timeline's entries recorded after the first `events` (as many as are kept)."""
+        with self._lock:
+            new = min(self.events - events, len(self.timeline))
+            return list(self.timeline)[len(self.timeline) - new:] if new > 0 else []
+
     def grant(self, holder, n: int) -> list[int] | None:
         """`n` free cores for `holder` (added to what it holds), or None when fewer are free."""
         with self._lock:
@@ -36,6 +47,7 @@ class CoreAllocator:
             got, self._free = self._free[:n], self._free[n:]
             self._held.setdefault(holder, []).extend(got)
             self.timeline.append((self.clock(), "grant", holder, tuple(got)))
+            self.events += 1
             return list(got)
 
     def release(self, holder, cores=None) -> None:
@@ -50,3 +62,4 @@ class CoreAllocator:
                 del self._held[holder]
             self._free = sorted(self._free + back)
             self.timeline.append((self.clock(), "release", holder, tuple(back)))
+            self.events += 1

@@ -9,8 +9,9 @@ combines two estimates of the slowdown a tenant suffers and keeps the larger:
    which the server writes into the lane's control words;
 2. from the tenant's own blocks, online: observed / predicted time of each block,
    divided by the same ratio measured when the server started and the model ran
-   alone (the bundle's tables may come from another CPU): the median of the last few
-   blocks.  A slowdown nobody's footprint explains -- the host time-sharing the two
+   alone (the bundle's tables may come from another CPU; the median of those
+   readings -- their minimum read this host's ordinary speed as a 5-10 % slowdown,
+   on the dead band's edge): the median of the last few blocks.  A slowdown nobody's footprint explains -- the host time-sharing the two
    vCPUs (a busy neighbour then costs 2x while steal time reads 0), another program,
    a stressor -- shows up here as pressure instead of being ignored.
 
@@ -21,6 +22,7 @@ compute-bound block that no level slows much is never said to be under "high".
 from __future__ import annotations
 
 import collections
+import statistics
 
 from ..cells import LEVEL_ORDER
 
@@ -80,13 +82,15 @@ class FootprintProxy(PressureProxy):
 
     def __init__(self, window: int = 5):
         self.baseline: dict = {}
+        self._readings: dict = collections.defaultdict(list)  # the alone readings, per block
         self.recent: collections.deque = collections.deque(maxlen=window)
         self.estimate = 1.0
 
     def calibrate(self, block, ratio: float) -> None:
         if ratio > 0:
-            old = self.baseline.get(block)
-            self.baseline[block] = ratio if old is None else min(old, ratio)
+            readings = self._readings[block]
+            readings.append(ratio)
+            self.baseline[block] = statistics.median(readings)
 
     def observe(self, block, ratio: float) -> None:
         base = self.baseline.get(block)

@@ -43,6 +43,9 @@ from .scheduler import Waiting, default_lanes, must_yield, schedule, waiting_of
 DEFAULT_QOS_FACTOR = 2.0       # default target: 2x the isolated latency on all the server's cores
 DEFAULT_MAX_QUEUE = 64         # requests waiting per model before submit refuses
 START_TIMEOUT_S = 300.0
+HISTORY = 100_000              # samples of each kind kept per model for stats() (latencies, blocks, ...)
+KEPT = ("latencies_ms", "boundary_us", "grant_us", "round_trip_us", "to_tenant_us", "to_server_us", "block_us",
+        "segments")                # the Model fields that hold them
 
 
 class QueueFull(MtccError):
@@ -103,19 +106,23 @@ class Model:
         self.isolated_ms: float | None = None      # alone, on all the server's cores
         self.isolated_by_cores: dict[int, float] = {}
         self.qos_ms: float | None = None
-        self.latencies_ms: list[float] = []
+        # A server runs for days: what it keeps to report medians and percentiles is the
+        # last HISTORY samples of each kind; the counts are kept whole.
+        self.latencies_ms: collections.deque = collections.deque(maxlen=HISTORY)
+        self.completed = 0
         self.within = 0
         self.failed = 0
         self.units = 0
         self.conflicts = 0
-        self.boundary_us: list[float] = []
-        self.grant_us: list[float] = []
-        self.round_trip_us: list[float] = []   # unit sent -> started in the tenant, + finished -> seen here
-        self.to_tenant_us: list[float] = []    # first half, of units that continue a request
-        self.to_server_us: list[float] = []    # second half, of units after which the request goes on
-        self.block_us: list[float] = []
+        self.boundaries = 0
+        self.boundary_us: collections.deque = collections.deque(maxlen=HISTORY)
+        self.grant_us: collections.deque = collections.deque(maxlen=HISTORY)
+        self.round_trip_us: collections.deque = collections.deque(maxlen=HISTORY)   # unit sent -> started in the tenant, + finished -> seen here
+        self.to_tenant_us: collections.deque = collections.deque(maxlen=HISTORY)    # first half, of units that continue a request
+        self.to_server_us: collections.deque = collections.deque(maxlen=HISTORY)    # second half, of units after which the request goes on
+        self.block_us: collections.deque = collections.deque(maxlen=HISTORY)
         # (start call, end call, µs, level, {task: non-default variant id} | None, slowdown estimate)
-        self.segments: collections.deque = collections.deque(maxlen=100_000)
+        self.segments: collections.deque = collections.deque(maxlen=HISTORY)
 
 
 class Server:
@@ -328,32 +335,32 @@ class Server:
     def stats(self) -> dict:
         """Per model: requests, failed, p50/p99/mean ms, share within QoS, conflict rate,
         block-boundary cost; and the core-grant timeline."""
+        with self._lock:  # the replies append under it, and a deque must not change while read
+            kept = {m.name: {key: list(getattr(m, key)) for key in KEPT} for m in self.models.values()}
+            timeline = list(self.allocator.timeline)
         out = {"policy": self.policy.name, "cores": self.cores, "lanes": self.lanes, "models": {}}
         for m in self.models.values():
-            lat = sorted(m.latencies_ms)
+            k = kept[m.name]
+            lat = sorted(k["latencies_ms"])
             out["models"][m.name] = {
-                "requests": len(lat), "failed": m.failed, "qos_ms": round(m.qos_ms, 3),
+                "requests": m.completed, "failed": m.failed, "qos_ms": round(m.qos_ms, 3),
                 "isolated_ms": round(m.isolated_ms, 3) if m.isolated_ms else None,
                 "isolated_ms_by_cores": m.isolated_by_cores,
                 "block_us_by_cores": m.profile.measured_block_us,
                 "p50_ms": round(statistics.median(lat), 3) if lat else None,
                 "p99_ms": round(float(np.percentile(lat, 99)), 3) if lat else None,
                 "mean_ms": round(statistics.fmean(lat), 3) if lat else None,
-                "within_qos": round(m.within / len(lat), 4) if lat else None,
+                "within_qos": round(m.within / m.completed, 4) if m.completed else None,
                 "units": m.units, "conflict_rate": round(m.conflicts / m.units, 4) if m.units else 0.0,
-                "boundary_us_median": round(statistics.median(m.boundary_us), 2) if m.boundary_us else None,
-                "grant_us_median": round(statistics.median(m.grant_us), 2) if m.grant_us else None,
-                "round_trip_us_median": round(statistics.median(m.round_trip_us), 1) if m.round_trip_us else None,
-                "to_tenant_us_median": round(statistics.median(m.to_tenant_us), 1) if m.to_tenant_us else None,
-                "to_server_us_median": round(statistics.median(m.to_server_us), 1) if m.to_server_us else None,
-                "boundaries": len(m.boundary_us),
-                "block_us_median": round(statistics.median(m.block_us), 1) if m.block_us else None,
+                **{f"{key}_median": round(statistics.median(k[key]), 2) if k[key] else None
+                   for key in ("boundary_us", "grant_us", "round_trip_us", "to_tenant_us", "to_server_us", "block_us")},
+                "boundaries": m.boundaries,
                 "restarts": m.restarts,
-                "levels": dict(collections.Counter(seg[3] for seg in m.segments)),
-                "blocks_with_switched_variants": sum(1 for seg in m.segments if seg[4]),
+                "levels": dict(collections.Counter(seg[3] for seg in k["segments"])),
+                "blocks_with_switched_variants": sum(1 for seg in k["segments"] if seg[4]),
             }
         out["timeline"] = [(round(t - self.started, 6), what, str(holder), list(cores))
-                           for t, what, holder, cores in self.allocator.timeline]
+                           for t, what, holder, cores in timeline]
         return out
 
     def close(self) -> None:
@@ -459,6 +466,7 @@ class Server:
         r.pending.reached = msg["reached"]
         r.segments.extend(msg["segments"])
         m.boundary_us.extend(msg["boundary_us"])
+        m.boundaries += len(msg["boundary_us"])
         m.grant_us.append(msg["grant_us"])
         m.block_us.extend(s[2] for s in msg["segments"])
         m.segments.extend(msg["segments"])
@@ -467,6 +475,7 @@ class Server:
             outputs = {name: np.array(view) for name, view in lane.memory.outputs.items()}
             lane.request = None
             m.latencies_ms.append(latency_ms)
+            m.completed += 1
             m.within += latency_ms <= m.qos_ms
             r.future.latency_ms = latency_ms  # submit -> last block done, for load generators
             # ... and its parts, in µs: submitted -> first unit sent (queue, scheduling,

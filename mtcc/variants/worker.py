@@ -28,7 +28,17 @@ from ..tune.database import DatabaseLines
 BUILD_TIMEOUT_S = 300.0
 TIME_TIMEOUT_S = 120.0
 WORKER_START_TIMEOUT_S = 120.0
-COLD_CALLS_MIN, COLD_CALLS_MAX = 10, 200  # single cold calls per sample (see "time")
+COLD_CALLS_MIN, COLD_CALLS_MAX = 10, 200  # single cold calls per sample (cold_samples)
+
+
+def cold_samples(single_calls, number: int, repeat: int) -> list[float]:
+    """A cold timing: `repeat` samples, each the median of single calls with the caches
+    evicted before every one -- as many as `number` (the hot timing's calls per sample),
+    within COLD_CALLS_MIN..MAX.  `single_calls(n)` makes n such calls and returns their
+    seconds (TVM's time_evaluator with number=1 and cache_flush_bytes)."""
+    singles = min(COLD_CALLS_MAX, max(COLD_CALLS_MIN, number))
+    times = list(single_calls(singles * repeat))
+    return [statistics.median(times[k * singles:(k + 1) * singles]) for k in range(repeat)]
 
 
 def cold_flush_bytes() -> int:
@@ -137,15 +147,9 @@ def worker_main() -> None:
                 number = max(1, int(min_ms / 1e3 / max(b["once"], 1e-7)))
                 name = getattr(b["lib"], "entry_name", None) or "main"
                 flush = int(req.get("flush_bytes", 0))
-                if flush:
-                    # Cold: one call per timing, `flush` bytes written before each (the
-                    # private caches evicted, as by a model's other calls); a sample is
-                    # the median of `singles` such calls.
-                    singles = min(COLD_CALLS_MAX, max(COLD_CALLS_MIN, number))
-                    evaluator = b["lib"].time_evaluator(name, dev, number=1, repeat=singles * repeat,
-                                                        cache_flush_bytes=flush)
-                    times = list(evaluator(*b["args"]).results)
-                    samples = [statistics.median(times[k * singles:(k + 1) * singles]) for k in range(repeat)]
+                if flush:  # the private caches evicted before each call, as by a model's other calls
+                    samples = cold_samples(lambda n, b=b, name=name, flush=flush: b["lib"].time_evaluator(
+                        name, dev, number=1, repeat=n, cache_flush_bytes=flush)(*b["args"]).results, number, repeat)
                 else:
                     evaluator = b["lib"].time_evaluator(name, dev, number=number, repeat=repeat,
                                                         min_repeat_ms=int(min_ms))
