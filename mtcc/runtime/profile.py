@@ -169,7 +169,13 @@ class ModelProfile:
         return self.factor(block, cores) * self._table_block_us(block, cores, level, choice)
 
     def model_us(self, cores: int, level: str = "none", choice: dict | None = None) -> float:
-        return sum(self.block_us(k, cores, level, choice) for k in range(len(self.blocks)))
+        key = ("model", cores, level) if choice is None else None
+        if key in self._tables:  # default variants: asked for every request by model-wise policies
+            return self._tables[key]
+        value = sum(self.block_us(k, cores, level, choice) for k in range(len(self.blocks)))
+        if key is not None:
+            self._tables[key] = value
+        return value
 
     def block_slowdowns(self, block: int, cores: int, choice: dict | None = None) -> dict[str, float]:
         """Predicted slowdown of a block under each level (its tables: "<c>c/<level>" over
