@@ -11,9 +11,10 @@ combines two estimates of the slowdown a tenant suffers and keeps the larger:
    divided by the same ratio measured when the server started and the model ran
    alone (the bundle's tables may come from another CPU; the median of those
    readings -- their minimum read this host's ordinary speed as a 5-10 % slowdown,
-   on the dead band's edge): the median of the last few blocks.  A slowdown nobody's footprint explains -- the host time-sharing the two
-   vCPUs (a busy neighbour then costs 2x while steal time reads 0), another program,
-   a stressor -- shows up here as pressure instead of being ignored.
+   on the dead band's edge): the median of the last few blocks.  A slowdown nobody's
+   footprint explains -- the host time-sharing the two vCPUs (a busy neighbour then
+   costs 2x while steal time reads 0), another program, a stressor -- shows up here
+   as pressure instead of being ignored.
 
 The level is the strongest calibrated level whose slowdown *predicted for this block
 by its own tables* (cells "<c>c/<level>" over "<c>c/none") the estimate reaches, so a
