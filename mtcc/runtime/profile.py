@@ -168,31 +168,34 @@ class ModelProfile:
         """Predicted µs of a block for a variant choice {task: id} (default variants)."""
         return self.factor(block, cores) * self._table_block_us(block, cores, level, choice)
 
+    def _memo(self, key, compute):
+        """compute(), kept in the tables for the default variants (key None: another choice,
+        computed each time); calibrate() forgets them."""
+        if key is None:
+            return compute()
+        if key not in self._tables:
+            self._tables[key] = compute()
+        return self._tables[key]
+
     def model_us(self, cores: int, level: str = "none", choice: dict | None = None) -> float:
-        key = ("model", cores, level) if choice is None else None
-        if key in self._tables:  # default variants: asked for every request by model-wise policies
-            return self._tables[key]
-        value = sum(self.block_us(k, cores, level, choice) for k in range(len(self.blocks)))
-        if key is not None:
-            self._tables[key] = value
-        return value
+        # default variants: asked for every request by the model-wise policies
+        return self._memo(("model", cores, level) if choice is None else None,
+                          lambda: sum(self.block_us(k, cores, level, choice) for k in range(len(self.blocks))))
 
     def block_slowdowns(self, block: int, cores: int, choice: dict | None = None) -> dict[str, float]:
         """Predicted slowdown of a block under each level (its tables: "<c>c/<level>" over
         "<c>c/none"); levels no table of the block measured are left out."""
-        key = ("slowdowns", block, cores) if choice is None else None
-        if key in self._tables:  # default variants: asked at every block by the simulator
-            return self._tables[key]
-        alone = self.block_us(block, cores, "none", choice)
-        out = {"none": 1.0}
-        measured = {parse_cell(k)[1] for task in self.blocks[block].calls
-                    for v in self.variants[task] for k in v.latency_us}
-        for level in LEVELS[1:]:
-            if level in measured and alone:
-                out[level] = self.block_us(block, cores, level, choice) / alone
-        if key is not None:
-            self._tables[key] = out
-        return out
+        def compute() -> dict[str, float]:
+            alone = self.block_us(block, cores, "none", choice)
+            out = {"none": 1.0}
+            measured = {parse_cell(k)[1] for task in self.blocks[block].calls
+                        for v in self.variants[task] for k in v.latency_us}
+            for level in LEVELS[1:]:
+                if level in measured and alone:
+                    out[level] = self.block_us(block, cores, level, choice) / alone
+            return out
+        # default variants: asked at every block by the simulator
+        return self._memo(("slowdowns", block, cores) if choice is None else None, compute)
 
     def cost_tables(self, granularity: str, total_cores: int) -> tuple[dict, dict]:
         """({c: [µs of item k on c cores]}, {c: [µs of items k.. to the end]}) for c = 1 ..
@@ -222,20 +225,15 @@ class ModelProfile:
     def block_footprint(self, block: int, choice: dict | None = None) -> float:
         """The pressure a block puts on neighbours: its variants' footprints weighted by
         their share of the block's time alone on one core."""
-        key = ("footprint", block) if choice is None else None
-        if key in self._tables:
-            return self._tables[key]
-        b = self.blocks[block]
-        total, weighted = 0.0, 0.0
-        for task, n in b.calls.items():
-            v = self.variant(task, (choice or {}).get(task, self.default[task]))
-            us = n * (self.call_us(task, v.id, 1) or 1.0)
-            total += us
-            weighted += us * (v.footprint or 1.0)
-        value = weighted / total if total else 1.0
-        if key is not None:
-            self._tables[key] = value
-        return value
+        def compute() -> float:
+            total, weighted = 0.0, 0.0
+            for task, n in self.blocks[block].calls.items():
+                v = self.variant(task, (choice or {}).get(task, self.default[task]))
+                us = n * (self.call_us(task, v.id, 1) or 1.0)
+                total += us
+                weighted += us * (v.footprint or 1.0)
+            return weighted / total if total else 1.0
+        return self._memo(("footprint", block) if choice is None else None, compute)
 
     def scales(self, block: int, cores: int, gain: float = 0.9) -> bool:
         """Whether `cores` make the block at least (1 - gain) faster than one core does;

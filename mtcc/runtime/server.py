@@ -337,7 +337,7 @@ class Server:
         block-boundary cost; and the core-grant timeline."""
         with self._lock:  # the replies append under it, and a deque must not change while read
             kept = {m.name: {key: list(getattr(m, key)) for key in KEPT} for m in self.models.values()}
-            timeline = list(self.allocator.timeline)
+            timeline = self.allocator.since(0)
         out = {"policy": self.policy.name, "cores": self.cores, "lanes": self.lanes, "models": {}}
         for m in self.models.values():
             k = kept[m.name]

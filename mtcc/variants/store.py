@@ -17,6 +17,7 @@ CHARACTERIZATION = "characterization.json"
 CACHE_METHODS = ("hot", "cold")  # how a candidate is timed: see characterize's `caches`
 DEFAULT_CACHES = "hot"           # for a new characterization (README: "Do the tables predict the whole model?")
 
+
 def timed_with(characterization: dict) -> str:
     """How a characterization timed its candidates: its settings' "caches"; a file written
     before the setting existed was timed hot."""

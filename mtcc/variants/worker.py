@@ -48,6 +48,7 @@ def cold_flush_bytes() -> int:
 
     return 2 * cache_bytes(2, 1 << 20)
 
+
 def random_arguments(func, seed: int = 0):
     """Random arguments for a PrimFunc: floats N(0,1); integers zero (they may be indices)."""
     import numpy as np
