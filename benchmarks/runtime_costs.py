@@ -107,14 +107,18 @@ def main() -> None:
     direct, served, parts, grants = [], [], [], collections.Counter()
     qos_ms = a.qos_ms if a.qos_ms is not None else TARGET_NO_COUNT_MEETS_MS
     with mtcc.Server({"m": a.bundle}, cores=cores, policy=a.policy, qos_ms={"m": qos_ms}) as server:
+        def run_here():  # its pool one thread per core, as a lane's (placement.py)
+            with bundle.pinned(cores):
+                bundle.run(feeds)
+
         for _ in range(3):  # warm both
-            bundle.run(feeds)
+            run_here()
             server.submit("m", feeds).result()
         for _ in range(a.rounds):
             for k in range(a.settle + a.per_round):
                 time.sleep(a.gap_ms / 1e3)
                 start = time.perf_counter()
-                bundle.run(feeds)
+                run_here()
                 if k >= a.settle:
                     direct.append((time.perf_counter() - start) * 1e3)
             for k in range(a.settle + a.per_round):

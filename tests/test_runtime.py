@@ -172,8 +172,8 @@ for cores in ([0, 1], [1], [0], [0, 1]):
 def test_a_grant_pins_every_thread_that_runs(bundles):
     # A grant re-pins only the lane thread and the pool workers that will run (placement.py
     # relies on TVM handing task k to worker k-1 in creation order): whatever a unit
-    # runs on, every thread that gained CPU time sits on the granted cores.  A pool of 4
-    # threads on 2 cores: more workers than any grant uses.
+    # runs on, every thread that gained CPU time sits alone on one of the granted cores.
+    # A pool of 4 threads on 2 cores: more workers than any grant uses.
     import json
 
     env = {**os.environ, "TVM_NUM_THREADS": "4", "TVM_BIND_THREADS": "0", "TVM_THREAD_POOL_SPIN_COUNT": "0",
@@ -185,8 +185,39 @@ def test_a_grant_pins_every_thread_that_runs(bundles):
     for r in rows:
         assert r["workers"] == 3
         assert r["ran"] <= len(r["granted"]) - 1, f"granted {r['granted']}: {r['ran']} workers ran"
-        assert all(on == r["granted"] for on in r["on"]), f"granted {r['granted']}, threads that ran on {r['on']}"
+        assert all(len(on) == 1 and on[0] in r["granted"] for on in r["on"]), \
+            f"granted {r['granted']}, threads that ran on {r['on']}"
+        assert len({on[0] for on in r["on"]}) == len(r["on"]), f"two threads on one core: {r['on']}"
     assert rows[0]["ran"] == 1, "with 2 cores granted the pool's first worker never ran"
+
+
+HOLDING = """
+import json, os, sys, numpy as np, mtcc
+bundle = mtcc.load(sys.argv[1])
+arrays = [np.zeros(i["shape"], i["dtype"]) for i in bundle.inputs]
+before = sorted(os.sched_getaffinity(0))
+with bundle.pinned([0, 1]):
+    inside = sorted(os.sched_getaffinity(0))
+    placement = next(iter(bundle._placements.values()))
+    bundle.run(*arrays)
+    workers = [sorted(os.sched_getaffinity(t)) for t in placement.worker_tids]
+print(json.dumps({"before": before, "inside": inside, "workers": workers, "after": sorted(os.sched_getaffinity(0))}))
+"""
+
+
+def test_a_pinned_block_puts_one_thread_per_core_and_gives_the_cores_back(bundles):
+    # In-process runs (mtcc run, profile, bench --single, the benchmarks) pin their pool
+    # one thread per core only inside `with bundle.pinned(cores)`: a thread that runs
+    # other work afterwards (bench --single's baselines) must get its cores back.
+    import json
+
+    env = {**os.environ, "TVM_NUM_THREADS": "2", "TVM_BIND_THREADS": "0", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", HOLDING, str(bundles["squeezenet"])], env=env,
+                         capture_output=True, text=True, timeout=600, check=True).stdout
+    row = json.loads(out.strip().splitlines()[-1])
+    assert row["before"] == [0, 1] and row["after"] == [0, 1]
+    assert row["inside"] == [0]
+    assert row["workers"] == [[1]]
 
 
 def test_an_idle_tenant_leaves_its_cores_free(bundles, reference, monkeypatch):

@@ -28,6 +28,7 @@ does not touch.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import subprocess
@@ -114,9 +115,11 @@ def _child(spec: dict) -> dict:
             if stressor:
                 stressors[lvl] = stressor.start()
                 stressor.pause()
+    held = contextlib.ExitStack()
     try:
-        pin_cores(n)
+        used = pin_cores(n)
         bundle = mtcc.load(spec["bundle"])
+        held.enter_context(bundle.pinned(used))  # this process runs nothing else
         profile = ModelProfile.from_bundle(spec["bundle"])
         prefix = f"{n}c/"
         levels = [lvl for lvl in wanted
@@ -159,6 +162,7 @@ def _child(spec: dict) -> dict:
                     if lvl in stressors:
                         stressors[lvl].pause()
     finally:
+        held.close()
         for stressor in stressors.values():
             stressor.stop()
 

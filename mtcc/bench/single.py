@@ -45,10 +45,23 @@ def _worker(spec: dict) -> dict:
     from tvm import relax
 
     from .. import frontend
+    from ..runtime.placement import LanePlacement
     from ..tune.compile import flatten_outputs
     from .baselines import OnnxRuntime, OpenVino, random_inputs
 
     threads = spec["threads"]
+    cores = sorted(os.sched_getaffinity(0))[:threads]
+    # mtcc's pool (this thread's: the Relax VM and the plan executor share it) one thread
+    # per core while mtcc runs; the baselines run on this thread too, so it gets its cores
+    # back after each call (placement.py: why one per core)
+    placement = None
+
+    def pinned(fn):
+        def run():
+            with placement.holding(cores):
+                return fn()
+        return run
+
     out = []
     for item in spec["models"]:
         model = frontend.load(item["model"], item.get("input_shapes"))
@@ -58,13 +71,16 @@ def _worker(spec: dict) -> dict:
         vm = relax.VirtualMachine(tvm.runtime.load_module(item["library"]), tvm.cpu())
         dev_args = [tvm.runtime.tensor(a, tvm.cpu()) for a in args]
 
-        runners["mtcc"] = lambda vm=vm, dev_args=dev_args: vm["main"](*dev_args)
+        if placement is None:
+            placement = LanePlacement()
+            placement.start_pool(lambda: vm["main"](*dev_args))  # this thread's first parallel call
+        runners["mtcc"] = pinned(lambda vm=vm, dev_args=dev_args: vm["main"](*dev_args))
         if item.get("bundle"):
             from ..runtime.loader import load
 
             loaded = load(item["bundle"])
             plan_args = [feeds[i["name"]] for i in loaded.inputs]
-            runners["mtcc-plan"] = lambda ex=loaded.executor, plan_args=plan_args: ex.run(*plan_args)
+            runners["mtcc-plan"] = pinned(lambda ex=loaded.executor, plan_args=plan_args: ex.run(*plan_args))
         ort = OnnxRuntime(model, threads)
         runners["onnxruntime"] = lambda ort=ort, feeds=feeds: ort.run(feeds)
         errors = {}

@@ -142,7 +142,8 @@ def run_cmd(bundle, input_path, output_path, cores, variant_specs, repeat, as_js
     except BadInput as e:
         raise BadInput(f"--variant: {e}") from None
     arrays = loaded.check_feeds(feeds, where=f"--input {input_path}")
-    outs, times = loaded.run_timed(arrays, repeat)
+    with loaded.pinned(used):
+        outs, times = loaded.run_timed(arrays, repeat)
     named = {o["name"]: y for o, y in zip(loaded.outputs, outs)}
     if output_path is not None:
         import numpy as np
@@ -195,7 +196,8 @@ def profile_cmd(bundle, cores, variant_specs, repeat, warmup, top, as_json):
         loaded.select(_variant_choice(variant_specs))
     except BadInput as e:
         raise BadInput(f"--variant: {e}") from None
-    report = {**profile_calls(loaded, repeat=repeat, warmup=warmup), "cores": used}
+    with loaded.pinned(used):
+        report = {**profile_calls(loaded, repeat=repeat, warmup=warmup), "cores": used}
     if not as_json:
         render.print_profile(make_console(), report, top)
     return report

@@ -6,9 +6,11 @@ temporary folder, loaded and deleted, and the plan executor built.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Mapping
 
@@ -105,6 +107,7 @@ class LoadedBundle:
         self.selector = selector
         self.lib = lib
         self.executor = PlanExecutor(lib, plan)
+        self._placements: dict = {}  # thread id -> its pool's LanePlacement (pinned())
         self.inputs = list(self.manifest["inputs"])
         self.outputs = list(self.manifest["outputs"])
         self.blocks = list(self.manifest["blocks"])
@@ -118,6 +121,24 @@ class LoadedBundle:
         for vs in self.variants.values():  # every variant must be callable, or refuse now
             for v in vs:
                 self.executor._func(v.function)
+
+    @contextlib.contextmanager
+    def pinned(self, cores: list[int]):
+        """A with-block in which the calling thread's TVM pool runs one thread per core on
+        `cores`, this thread on the first (after an idle gap a pool left free in the set
+        ran up to 1.5x slower: placement.py); the thread gets its former cores back at
+        the end.  The first call on a thread starts its pool with one inference on zeros,
+        so make it before anything else runs compiled code on that thread."""
+        from .placement import LanePlacement
+
+        tid = threading.get_native_id()
+        placement = self._placements.get(tid)
+        if placement is None:
+            zeros = [np.zeros(i["shape"], i["dtype"]) for i in self.inputs]
+            placement = self._placements[tid] = LanePlacement()
+            placement.start_pool(lambda: self.executor.run(*zeros))
+        with placement.holding(cores):
+            yield
 
     # -- variants --------------------------------------------------------------------
     def function_of(self, task: str, variant: str) -> str:

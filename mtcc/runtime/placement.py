@@ -1,4 +1,4 @@
-"""Putting one lane's TVM thread pool on the cores it was granted.
+"""Putting a TVM thread pool on the cores it was granted, one thread per core.
 
 TVM's pool belongs to the thread that calls into TVM (thread-local) and starts with
 TVM_NUM_THREADS threads -- the calling thread and N-1 workers -- the first time that
@@ -8,15 +8,25 @@ tenant starts every pool at the most cores a lane may hold, and at a grant:
 
   - `runtime.config_threadpool(1, n)` sets how many of the pool's threads run (~5 µs);
   - the threads that will run -- the lane thread and the pool's first n-1 workers, found
-    by thread id when the pool first ran -- are re-pinned with sched_setaffinity where
-    their core set differs.  Re-pinning all 17 threads of a 16-core pool at every grant
-    took 106-115 µs on a 16-core Xeon, against 17-28 µs for a whole block boundary.
-    TVM hands a parallel loop's task k to worker k-1 in creation order (measured: with
-    n threads only the first n-1 workers by thread id gain CPU time); the idle workers
-    keep their last cores and only spin there until TVM's spin limit puts them to sleep.
+    by thread id when the pool first ran -- are re-pinned with sched_setaffinity, each
+    to its own granted core, where that differs from its last one.  Re-pinning all 17
+    threads of a 16-core pool at every grant took 106-115 µs on a 16-core Xeon, against
+    17-28 µs for a whole block boundary.  TVM hands a parallel loop's task k to worker
+    k-1 in creation order (measured: with n threads only the first n-1 workers by thread
+    id gain CPU time); the idle workers keep their last cores and only spin there until
+    TVM's spin limit puts them to sleep.
+
+Why one core each rather than the whole set per thread: a pool whose threads may go
+anywhere in the set ran squeezenet 1.5x slower after 20 ms idle (9.4-9.7 ms against 6.4
+on 2 vCPUs of a Zen 3 VM, in one process, the caller woken by its timer): every parallel
+kernel took twice its time, as if the two threads shared one vCPU.  Pinned one per core
+it ran as fast as back to back; inside a tenant (woken by its pipe) both ways ran alike.
+`holding()` gives a thread that runs other work between inferences (bench --single's
+baselines) its own cores back after each.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -35,7 +45,7 @@ class LanePlacement:
         self.worker_tids: list[int] = []
         self.cores: tuple[int, ...] = ()
         self.threads = 0
-        self._pinned: dict[int, tuple[int, ...]] = {}  # thread id -> the cores it is pinned to
+        self._pinned: dict[int, int] = {}  # thread id -> the core it is pinned to
 
     def start_pool(self, warm_up) -> None:
         """Run `warm_up` (a first inference) on this thread and note the pool threads it
@@ -45,19 +55,33 @@ class LanePlacement:
         self.worker_tids = sorted(_thread_ids() - before)
 
     def apply(self, cores) -> float:
-        """Run this lane's pool on `cores` (one thread per core); returns µs spent."""
+        """Run this lane's pool on `cores`, one thread per core (the lane thread on the
+        first); returns µs spent."""
         start = time.perf_counter()
         cores = tuple(sorted(cores))
         if cores != self.cores:
-            for tid in [self.lane_tid, *self.worker_tids[:len(cores) - 1]]:
-                if self._pinned.get(tid) != cores:
+            for tid, core in zip([self.lane_tid, *self.worker_tids[:len(cores) - 1]], cores):
+                if self._pinned.get(tid) != core:
                     try:
-                        os.sched_setaffinity(tid, cores)
+                        os.sched_setaffinity(tid, (core,))
                     except ProcessLookupError:  # a worker the pool has retired
                         pass
-                    self._pinned[tid] = cores
+                    self._pinned[tid] = core
             self.cores = cores
         if len(cores) != self.threads:
             self._config(1, len(cores))
             self.threads = len(cores)
         return (time.perf_counter() - start) * 1e6
+
+    @contextlib.contextmanager
+    def holding(self, cores):
+        """apply(cores) for a with-block, on the lane thread; then that thread gets back
+        the cores it had before (the workers stay where they are: only this pool runs them)."""
+        before = os.sched_getaffinity(0)
+        self.apply(cores)
+        try:
+            yield
+        finally:
+            os.sched_setaffinity(0, before)
+            self._pinned.pop(self.lane_tid, None)
+            self.cores = ()
