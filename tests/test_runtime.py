@@ -198,7 +198,7 @@ arrays = [np.zeros(i["shape"], i["dtype"]) for i in bundle.inputs]
 before = sorted(os.sched_getaffinity(0))
 with bundle.pinned([0, 1]):
     inside = sorted(os.sched_getaffinity(0))
-    placement = next(iter(bundle._placements.values()))
+    placement = bundle._thread.placement
     bundle.run(*arrays)
     workers = [sorted(os.sched_getaffinity(t)) for t in placement.worker_tids]
 print(json.dumps({"before": before, "inside": inside, "workers": workers, "after": sorted(os.sched_getaffinity(0))}))

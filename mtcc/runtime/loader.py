@@ -107,7 +107,7 @@ class LoadedBundle:
         self.selector = selector
         self.lib = lib
         self.executor = PlanExecutor(lib, plan)
-        self._placements: dict = {}  # thread id -> its pool's LanePlacement (pinned())
+        self._thread = threading.local()  # .placement: the calling thread's pool's (pinned())
         self.inputs = list(self.manifest["inputs"])
         self.outputs = list(self.manifest["outputs"])
         self.blocks = list(self.manifest["blocks"])
@@ -131,11 +131,10 @@ class LoadedBundle:
         so make it before anything else runs compiled code on that thread."""
         from .placement import LanePlacement
 
-        tid = threading.get_native_id()
-        placement = self._placements.get(tid)
-        if placement is None:
+        placement = getattr(self._thread, "placement", None)
+        if placement is None:  # TVM's pools are per thread, and so is this
             zeros = [np.zeros(i["shape"], i["dtype"]) for i in self.inputs]
-            placement = self._placements[tid] = LanePlacement()
+            placement = self._thread.placement = LanePlacement()
             placement.start_pool(lambda: self.executor.run(*zeros))
         with placement.holding(cores):
             yield
