@@ -126,6 +126,7 @@ def test_concurrent_requests_give_onnxruntime_outputs(bundles, reference, policy
         assert all(len(row) == len(server.models[name].profile.blocks) and min(row) > 0
                    for row in s["block_us_by_cores"].values())
         assert server.models[name].profile.model_us(1) == pytest.approx(sum(s["block_us_by_cores"][1]), rel=1e-3)
+        assert s["after_pause_ms"] > 0  # ... and after an idle pause (the simulator's cold cost)
     _check_grants(stats["timeline"])
 
 

@@ -46,6 +46,20 @@ def test_two_lanes_serve_two_requests_of_one_model_at_once():
     assert got[("a", 0.0001)] == pytest.approx(1.0)
 
 
+def test_a_unit_on_an_idle_lane_pays_the_cold_cost_and_a_warm_one_does_not():
+    # 1 ms on one core, 0.5 ms more when its lane has been idle past WARM_S (2 ms): the
+    # first request finds it cold (1.5 ms, ends at 1.5), the second arrives 0.1 ms after
+    # that and finds it warm (1.0), the third 10 ms later finds it cold again (1.5).
+    sim = simulate.Simulator({"a": profile("a", [1000.0])}, cores=1, policy="model-fcfs", qos_ms={"a": 5.0},
+                             lanes=1, unit_overhead_us=0, stop_us=0, cold_us={"a": 500.0})
+    run = sim.run([(0.0, "a"), (0.0016, "a"), (0.0126, "a")])
+    got = latencies(run)
+    assert got[("a", 0.0)] == pytest.approx(1.5)
+    assert got[("a", 0.0016)] == pytest.approx(1.0)
+    assert got[("a", 0.0126)] == pytest.approx(1.5)
+    assert run["cold_units"] == 2
+
+
 def test_block_boundary_lets_a_short_request_pass_a_long_one():
     # One core.  A: four 1 ms blocks, arrives at 0.  B: one 0.1 ms block, arrives at 0.5 ms
     # with a deadline long before A's.  Whole-model FCFS: B waits for all of A (3.6 ms).

@@ -241,6 +241,8 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
         # planned with, and where the simulator starts
         profiles = {n: m.profile for n, m in first.models.items()}
         unit_overhead_us = _unit_overhead_us(servers, systems)
+        # what a unit on an idle lane costs beyond the back-to-back tables, per model
+        cold_us = {n: max(0.0, m.after_pause_ms - m.isolated_ms) * 1e3 for n, m in first.models.items()}
     finally:
         for server in servers.values():
             server.close()
@@ -285,8 +287,10 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
     report["summary"] = summarize_report(report, targets, headline)
     if simulate:
         report["config"]["simulator_unit_overhead_us"] = round(unit_overhead_us, 1)
+        report["config"]["simulator_cold_us"] = {n: round(v, 1) for n, v in cold_us.items()}
         report["simulated"] = simulate_many(profiles, scales, simulate, [s.option for s in systems if s.kind == "mtcc"],
-                                            headline, duration_s, seed, report, progress, unit_overhead_us, lanes)
+                                            headline, duration_s, seed, report, progress, unit_overhead_us, lanes,
+                                            cold_us)
     return report
 
 
@@ -369,10 +373,13 @@ def summarize_report(report: dict, targets: list[Target], headline: Target) -> d
 
 def simulate_many(profiles: dict, scales: dict, core_counts, policies, headline: Target, duration_s: float,
                   seed: int, report: dict, progress: Progress = None,
-                  unit_overhead_us: float = DEFAULT_UNIT_OVERHEAD_US, lanes: int | None = None) -> list[dict]:
+                  unit_overhead_us: float = DEFAULT_UNIT_OVERHEAD_US, lanes: int | None = None,
+                  cold_us: dict[str, float] | None = None) -> list[dict]:
     """The mtcc policies on simulated cores: first on the real core count (the error
     against the real runs), then on each of `core_counts`; each unit costs
-    `unit_overhead_us` (the real servers' measured round trip)."""
+    `unit_overhead_us` (the real servers' measured round trip), and a unit on a lane idle
+    past the pools' spin-wait its model's `cold_us` (measured by the first server on all
+    its cores, applied at every simulated core count)."""
     from ..cells import default_core_counts
     from .simulate import Simulator, extrapolate
 
@@ -392,7 +399,8 @@ def simulate_many(profiles: dict, scales: dict, core_counts, policies, headline:
             qos = dict(report["config"]["qos_ms"][headline.label])
         capacity = cores / statistics.fmean(grown[n].model_us(1) * scales.get(n, 1.0) / 1e6 for n in models)
         for policy in policies:
-            sim = Simulator(grown, cores, policy, qos, scale=scales, unit_overhead_us=unit_overhead_us, lanes=lanes)
+            sim = Simulator(grown, cores, policy, qos, scale=scales, unit_overhead_us=unit_overhead_us, lanes=lanes,
+                            cold_us=cold_us)
             search = RateSearch(start=round(0.25 * capacity, 2), max_trials=16, resolution=1.1,
                                 floor=capacity / 2000)  # simulated trials are cheap: search far down
             while not search.done:

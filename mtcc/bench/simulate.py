@@ -35,6 +35,10 @@ from ..runtime.selector import make_selector
 # (measured on 2 vCPUs by benchmarks/runtime_costs.py; the bench may pass its own).
 DEFAULT_UNIT_OVERHEAD_US = 60.0
 DEFAULT_STOP_US = 25.0
+# A tenant's pool spins ~1.6 ms after a run (threads.TENANT_SPIN_COUNT) and its data stays
+# in the caches about as long: a unit that starts within this of its lane's last one finds
+# the lane warm; later, it pays the model's measured cold cost (Server: after_pause_ms).
+WARM_S = 0.002
 
 
 def amdahl_serial_share(t_small: float, t_large: float, c_small: int, c_large: int) -> float:
@@ -99,12 +103,14 @@ class _Request:
 
 class Simulator:
     """See the module doc.  `profiles`: {model: ModelProfile}; `scale`: {model: measured /
-    table latency} (1.0: the tables are the truth); `lanes` and `max_queue` as in Server."""
+    table latency} (1.0: the tables are the truth); `cold_us`: {model: µs a unit pays on a
+    lane idle for more than `warm_s`} (the tables are timed back to back; a request that
+    finds an idle machine runs slower); `lanes` and `max_queue` as in Server."""
 
     def __init__(self, profiles: dict[str, ModelProfile], cores: int, policy: str | Policy,
                  qos_ms: dict[str, float], *, lanes: int | None = None, max_queue: int = 64,
                  scale: dict[str, float] | None = None, unit_overhead_us: float = DEFAULT_UNIT_OVERHEAD_US,
-                 stop_us: float = DEFAULT_STOP_US):
+                 stop_us: float = DEFAULT_STOP_US, cold_us: dict[str, float] | None = None, warm_s: float = WARM_S):
         self.profiles, self.qos_ms = profiles, qos_ms
         self.policy = make_policy(policy) if isinstance(policy, str) else policy
         self.policy.set_targets(qos_ms)
@@ -113,6 +119,7 @@ class Simulator:
         self.lanes = lanes if lanes is not None else default_lanes(self.cores, len(profiles))
         self.scale = scale or {}
         self.unit_overhead_us, self.stop_us = unit_overhead_us, stop_us
+        self.cold_us, self.warm_s = cold_us or {}, warm_s
 
     # -- one run -------------------------------------------------------------------------
     def run(self, arrivals: list[tuple[float, str]]) -> dict:
@@ -127,6 +134,8 @@ class Simulator:
         self.seq = itertools.count()
         self.units = self.conflicts = 0
         self.switched_blocks = 0
+        self.cold_units = 0
+        self.lane_free_since: dict[tuple[str, int], float] = {}  # (model, lane) -> when its last unit ended
         latency: dict[int, float] = {}
         refused: set[int] = set()
         requests = []
@@ -154,6 +163,7 @@ class Simulator:
                              "error": "refused: queue full" if k in refused else None})
         return {"requests": requests, "sent": len(arrivals) - len(refused), "refused": len(refused),
                 "units": self.units, "conflicts": self.conflicts, "switched_blocks": self.switched_blocks,
+                "cold_units": self.cold_units,
                 "timeline": [(round(t, 6), what, str(holder), list(c)) for t, what, holder, c in self.allocator.since(0)]}
 
     # -- the server's step, on simulated lanes ---------------------------------------------
@@ -172,7 +182,11 @@ class Simulator:
             r.end, r.stops, r.cores = grant.end, grant.stops, len(grant.cores)
             self.units += 1
             self.conflicts += grant.conflict
-            self._start_segment(r, self.unit_overhead_us)
+            extra = self.unit_overhead_us
+            if self.now - self.lane_free_since.get((r.model, k), float("-inf")) > self.warm_s:
+                extra += self.cold_us.get(r.model, 0.0)
+                self.cold_units += 1
+            self._start_segment(r, extra)
         if step.best_blocked is not None:
             for lanes in self.lane_of.values():
                 for r in lanes:
@@ -212,6 +226,7 @@ class Simulator:
         finished = cut >= len(self.profiles[r.model].call_tasks)
         if cut >= r.end or finished or (cut in r.stops and r.yield_asked):
             self.allocator.release(("lane", r.model, r.lane))
+            self.lane_free_since[(r.model, r.lane)] = self.now
             r.running = False
             if finished:
                 self.lane_of[r.model][r.lane] = None

@@ -105,6 +105,7 @@ class Model:
         self.scale = 1.0                 # measured / table latency on this machine (warm-up)
         self.isolated_ms: float | None = None      # alone, on all the server's cores
         self.isolated_by_cores: dict[int, float] = {}
+        self.after_pause_ms: float | None = None  # alone on all cores, after an idle pause
         self.qos_ms: float | None = None
         # A server runs for days: what it keeps to report medians and percentiles is the
         # last HISTORY samples of each kind; the counts are kept whole.
@@ -281,8 +282,9 @@ class Server:
     def _measure_isolated(self, model: Model, timeout: float, repeat: int = 5) -> None:
         """The model alone on 1 .. all the server's cores (median of `repeat`): the default
         target's base; its blocks' times, which calibrate the profile's tables to this
-        machine at every core count (profile.calibrate); and `scale`, what is left between
-        the calibrated tables and the whole model's time (about 1)."""
+        machine at every core count (profile.calibrate); `scale`, what is left between
+        the calibrated tables and the whole model's time (about 1); and the same on all
+        cores after an idle pause (`after_pause_ms`, what a cold lane costs)."""
         model.lane_conns[0].send({"op": "time", "lane": 0, "request": None, "cores": self.cores, "repeat": repeat})
         try:
             msg = model.timed.get(timeout=timeout)
@@ -291,6 +293,8 @@ class Server:
         by_cores = {int(n): statistics.median(v) for n, v in msg["ms"].items()}
         model.isolated_by_cores = {n: round(v, 3) for n, v in sorted(by_cores.items())}
         model.isolated_ms = by_cores[len(self.cores)]
+        # a request that finds its lane idle: the same on all cores after a pause
+        model.after_pause_ms = statistics.median(msg["after_pause_ms"])
         model.profile.calibrate({int(n): row for n, row in msg["blocks_us"].items()})
         predicted_ms = model.profile.model_us(len(self.cores)) / 1e3
         model.scale = model.isolated_ms / predicted_ms if predicted_ms else 1.0
@@ -346,6 +350,7 @@ class Server:
                 "requests": m.completed, "failed": m.failed, "qos_ms": round(m.qos_ms, 3),
                 "isolated_ms": round(m.isolated_ms, 3) if m.isolated_ms else None,
                 "isolated_ms_by_cores": m.isolated_by_cores,
+                "after_pause_ms": round(m.after_pause_ms, 3) if m.after_pause_ms else None,
                 "block_us_by_cores": m.profile.measured_block_us,
                 "p50_ms": round(statistics.median(lat), 3) if lat else None,
                 "p99_ms": round(float(np.percentile(lat, 99)), 3) if lat else None,

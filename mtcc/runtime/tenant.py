@@ -29,6 +29,8 @@ from .pressure import thresholds
 from .profile import ModelProfile
 from .selector import make_selector
 
+PAUSE_S = 0.02  # idle time before each "after a pause" run (_time): past any pool's spin-wait
+
 
 class Lane(threading.Thread):
     def __init__(self, index: int, tenant: "Tenant", memory_name: str, conn):
@@ -82,8 +84,18 @@ class Lane(threading.Thread):
                 ms[n].append(sum(took) / 1e3)
                 runs.append(took)
             blocks_us[n] = [statistics.median(r[k] for r in runs) for k in range(len(profile.blocks))]
+        # The same on all the cores, each run after a pause: what a request that finds the
+        # lane idle pays (its pool asleep, its data out of the caches).  The tables above are
+        # measured back to back; the simulator adds the difference to a unit on a cold lane.
+        after_pause = []
+        for _ in range(int(unit.get("repeat", 3))):
+            time.sleep(PAUSE_S)
+            start = time.perf_counter()
+            for b in profile.blocks:
+                ex.run_range(b.start, b.end)
+            after_pause.append((time.perf_counter() - start) * 1e3)
         return {"op": "timed", "lane": self.index, "request": None, "ms": ms, "blocks_us": blocks_us,
-                "cores": list(unit["cores"])}
+                "after_pause_ms": after_pause, "cores": list(unit["cores"])}
 
     def _time_whole(self, arrays) -> float:
         start = time.perf_counter()
