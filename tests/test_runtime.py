@@ -197,6 +197,8 @@ import json, os, sys, numpy as np, mtcc
 bundle = mtcc.load(sys.argv[1])
 arrays = [np.zeros(i["shape"], i["dtype"]) for i in bundle.inputs]
 before = sorted(os.sched_getaffinity(0))
+if sys.argv[2] == "started":  # the pool started before: its workers cannot be found
+    bundle.run(*arrays)
 with bundle.pinned([0, 1]):
     inside = sorted(os.sched_getaffinity(0))
     placement = bundle._thread.placement
@@ -213,12 +215,18 @@ def test_a_pinned_block_puts_one_thread_per_core_and_gives_the_cores_back(bundle
     import json
 
     env = {**os.environ, "TVM_NUM_THREADS": "2", "TVM_BIND_THREADS": "0", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", HOLDING, str(bundles["squeezenet"])], env=env,
-                         capture_output=True, text=True, timeout=600, check=True).stdout
-    row = json.loads(out.strip().splitlines()[-1])
+    rows = {}
+    for case in ("fresh", "started"):
+        out = subprocess.run([sys.executable, "-c", HOLDING, str(bundles["squeezenet"]), case], env=env,
+                             capture_output=True, text=True, timeout=600, check=True).stdout
+        rows[case] = json.loads(out.strip().splitlines()[-1])
+    row = rows["fresh"]
     assert row["before"] == [0, 1] and row["after"] == [0, 1]
     assert row["inside"] == [0]
     assert row["workers"] == [[1]]
+    # A pool that ran before pinned() has workers nobody can find: pinning only the caller
+    # could strand it beside a spinning worker, so nothing is pinned.
+    assert rows["started"]["inside"] == [0, 1] and rows["started"]["workers"] == []
 
 
 def test_an_idle_tenant_leaves_its_cores_free(bundles, reference, monkeypatch):

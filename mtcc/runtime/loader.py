@@ -128,7 +128,8 @@ class LoadedBundle:
         `cores`, this thread on the first (after an idle gap a pool left free in the set
         ran up to 1.5x slower: placement.py); the thread gets its former cores back at
         the end.  The first call on a thread starts its pool with one inference on zeros,
-        so make it before anything else runs compiled code on that thread."""
+        so make it before anything else runs compiled code on that thread (else it pins
+        nothing: the pool's workers cannot be found any more)."""
         from .placement import LanePlacement
 
         placement = getattr(self._thread, "placement", None)
@@ -136,6 +137,11 @@ class LoadedBundle:
             zeros = [np.zeros(i["shape"], i["dtype"]) for i in self.inputs]
             placement = self._thread.placement = LanePlacement()
             placement.start_pool(lambda: self.executor.run(*zeros))
+        if len(cores) > 1 and not placement.worker_tids:
+            # The pool had started before (its workers unknown): pinning only this thread
+            # could leave a worker spinning on its core, the 25x case threads.py describes.
+            yield
+            return
         with placement.holding(cores):
             yield
 
