@@ -8,7 +8,8 @@
 #
 #   benchmarks/many_cores_suite.sh OUTDIR SQUEEZENET.mtcc TRANSFORMER.mtcc
 #
-# Writes into OUTDIR: suite.log (machine, steps, timings), costs.txt (runtime_costs
+# Writes into OUTDIR: suite.log (machine, steps, timings), profiles.txt (`mtcc profile --json`
+# of each bundle at 1, 4 and N cores: does the code scale there), costs.txt (runtime_costs
 # reports, one JSON object after another), interference.json, bench-N.json and bench.log.
 # Extra `mtcc bench` flags in BENCH_FLAGS (default below); SKIP=REGEX skips the steps
 # whose names match (e.g. SKIP='interference|bench 8').
@@ -36,10 +37,17 @@ step() {
     echo "== $name took $((SECONDS - start)) s, exit $rc" >>"$log"
 }
 costs=$out/costs.txt  # runtime_costs reports, one JSON object after another
+profiles=$out/profiles.txt  # mtcc profile reports, likewise
 on() { echo taskset -c "0-$(($1 - 1))"; }
 
 # shellcheck disable=SC2046,SC2086  # $(on N) and the flags are words
 {
+for bundle in "$squeezenet" "$transformer"; do
+    for n in $(printf '%s\n' 1 4 "$ncores" | sort -nu); do
+        [ "$n" -le "$ncores" ] || continue
+        step "profile $(basename "$bundle") $n" 10 "$profiles" $(on "$n") "$python" -m mtcc.cli profile "$bundle" --cores "$n" --json
+    done
+done
 step "costs squeezenet $ncores block" 30 "$costs" $(on "$ncores") "$python" benchmarks/runtime_costs.py "$squeezenet" --policy block --rounds 6
 step "costs squeezenet $ncores block-adaptive" 30 "$costs" $(on "$ncores") "$python" benchmarks/runtime_costs.py "$squeezenet" --policy block-adaptive --rounds 6
 step "costs transformer $ncores block-adaptive" 30 "$costs" $(on "$ncores") "$python" benchmarks/runtime_costs.py "$transformer" --policy block-adaptive --rounds 6
@@ -50,6 +58,6 @@ for n in 8 4; do
     [ "$n" -lt "$ncores" ] || continue
     step "bench $n" 100 "$log" bash benchmarks/many_cores.sh "$out" "$n" "$squeezenet" "$transformer" $bench_flags
 done
-step "costs squeezenet 4 block-adaptive" 30 "$costs" $(on 4) "$python" benchmarks/runtime_costs.py "$squeezenet" --policy block-adaptive --rounds 6
+[ "$ncores" -gt 4 ] && step "costs squeezenet 4 block-adaptive" 30 "$costs" $(on 4) "$python" benchmarks/runtime_costs.py "$squeezenet" --policy block-adaptive --rounds 6
 }
 echo "== done after $SECONDS s" >>"$log"
