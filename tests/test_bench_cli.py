@@ -38,6 +38,9 @@ def test_bench_reports_every_system_and_fails_under(models_dir, example_bundle, 
         assert r["p50_ms"] <= r["p99_ms"] and 0 <= r["within_qos"] <= 1
         # every row carries its outputs' distance to ONNX Runtime's, measured on the bench's inputs
         assert 0 <= r["max_abs_err_vs_onnxruntime"] < 1e-3, r
+        # a best rate of 0 reads "below the lowest rate tried": each row names that rate
+        tried = [rate for search in report["searches"][f"2x@all {r['label']}"] for rate, _ in search]
+        assert r["lowest_rate_tried"] == pytest.approx(min(tried), rel=1e-3)
     assert {r["max_abs_err_vs_onnxruntime"] for r in rows if r["system"] == "onnxruntime"} == {0.0}
     summary = report["summary"]
     for key in ("rate_ratio_vs_model_wise_fcfs", "rate_ratio_vs_onnxruntime", "mean_latency_ratio_vs_model_wise_fcfs"):

@@ -123,6 +123,14 @@ def test_extrapolation_follows_amdahl_through_the_measured_points():
     assert p.block_us(0, 2) == pytest.approx(600.0)
     _, filled = simulate.extrapolate(profile("a", [1000.0]), [1, 2])
     assert not filled
+    # Measured on this machine at 1..4 cores (a server's start): 4 cores is a measurement,
+    # 8 still the fit's; block_us at 4 is the measured time.
+    measured = profile("a", [1000.0], two_core_share=0.6)
+    measured.calibrate({1: [900.0], 2: [500.0], 3: [400.0], 4: [350.0]})
+    p, filled = simulate.extrapolate(measured, [1, 2, 4])
+    assert not filled and p.block_us(0, 4) == pytest.approx(350.0)
+    _, filled = simulate.extrapolate(measured, [1, 2, 4, 8])
+    assert filled
 
 
 def test_rate_search_finds_the_knee_of_a_synthetic_system():

@@ -271,7 +271,9 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
                 row = {**system.row(), "label": system.label, "qos": t.label, "model": n,
                        "max_abs_err_vs_onnxruntime": errors[system.label][n],
                        "qos_ms": qos[t.label][n], "max_qos_rate": round(statistics.median(rates), 3),
-                       "max_qos_rate_spread": [round(min(rates), 3), round(max(rates), 3)]}
+                       "max_qos_rate_spread": [round(min(rates), 3), round(max(rates), 3)],
+                       # a best rate of 0 means "below this": the search stops at a floor
+                       "lowest_rate_tried": round(min((r for s in runs for r, _ in s.trials), default=0.0), 3)}
                 if f is not None and n in f["models"]:
                     row.update({k: f["models"][n][k] for k in ("p50_ms", "p99_ms", "mean_ms", "within_qos")},
                                rate=round(fixed_rate, 3), requests=f["models"][n]["requests"],

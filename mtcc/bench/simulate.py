@@ -56,7 +56,9 @@ def amdahl_serial_share(t_small: float, t_large: float, c_small: int, c_large: i
 
 def extrapolate(profile: ModelProfile, counts: list[int]) -> tuple[ModelProfile, bool]:
     """A copy of `profile` whose tables also hold `counts` cores, filled by an Amdahl fit
-    where they were not measured; and whether any cell had to be filled that way."""
+    where they were not measured; and whether any count rests on that fit alone.  A count
+    at which this machine measured every block (calibrate) does not: block_us there is the
+    measured time whatever the fit said (only other variants' times keep the fit's ratio)."""
     out = copy.deepcopy(profile)
     out._call_us, out._tables = {}, {}
     filled = False
@@ -83,8 +85,10 @@ def extrapolate(profile: ModelProfile, counts: list[int]) -> tuple[ModelProfile,
                     else:
                         us = points[ref]
                     v.latency_us[cell_key(c, level)] = round(us, 3)
-                    filled = True
+                    filled |= c not in profile.measured_block_us
     out.core_counts = sorted(set(out.core_counts) | set(counts))
+    if profile.measured_block_us:  # the factors were taken against the old tables: anew
+        out.calibrate(profile.measured_block_us)
     return out, filled
 
 

@@ -292,9 +292,17 @@ def print_bench(console, report: dict) -> None:
                   + (" [yellow](time-shared during the run: ratios less sure)[/]" if m["time_shared"] else ""))
     grid = summary["grid"]
     labels = cfg["systems"]
-    rows = [[label] + [_num(grid[q].get(label)) for q in grid] for label in labels]
+    lowest = {(r["qos"], r["label"]): r.get("lowest_rate_tried") for r in report["results"]}
+
+    def best(q, label):
+        rate = grid[q].get(label)
+        floor = lowest.get((q, label))
+        return f"0 (<{_num(floor)})" if rate == 0 and floor else _num(rate)
+
+    rows = [[label] + [best(q, label) for q in grid] for label in labels]
     console.print(f"best rate: the highest request rate (all models, requests/s) at which every model has "
-                  f">= {cfg['required_share']:.0%} of its requests within target; 0 = none found")
+                  f">= {cfg['required_share']:.0%} of its requests within target; 0 (<R) = none found down "
+                  f"to R, the lowest rate tried")
     console.print(rich_table("best rate per target", ["system", *grid], rows))
     head = cfg["headline_qos"]
     rows = []
