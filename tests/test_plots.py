@@ -115,3 +115,14 @@ def test_simulated_scaling_writes_png(tmp_path):
     assert_png(plots.simulated_scaling(rows, path, title_note="test"), path)
     path = tmp_path / "scaling-empty.png"
     assert_png(plots.simulated_scaling([], path), path)
+
+
+def test_a_long_title_note_goes_on_a_second_line():
+    # a 16-core report's note (target, cores, CPU, date) ran off both edges of the figure
+    from mtcc.bench.plots import _title
+
+    assert _title("Latency", "100 req/s; 2 cores, AMD EPYC") == "Latency — 100 req/s; 2 cores, AMD EPYC"
+    long_note = "target 2x@all; 16 cores, Intel(R) Xeon(R) Processor, 2026-11-27"
+    assert _title("Share of requests within QoS target against offered load", long_note).split("\n") == [
+        "Share of requests within QoS target against offered load", long_note]
+    assert _title("Latency", "") == "Latency"

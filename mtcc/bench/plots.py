@@ -59,8 +59,16 @@ def _save(figure: Figure, path) -> Path:
     return path
 
 
+TITLE_CHARS = 80  # about what a 10-inch figure's title holds at the default size
+
+
 def _title(text: str, note: str) -> str:
-    return f"{text} — {note}" if note else text
+    """The title and its note (target, cores, CPU, date): on one line where they fit,
+    else the note on a second (a long CPU name ran off both edges of the figure)."""
+    if not note:
+        return text
+    one_line = f"{text} — {note}"
+    return one_line if len(one_line) <= TITLE_CHARS else f"{text}\n{note}"
 
 
 def system_styles(systems) -> dict[str, dict]:
