@@ -37,19 +37,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
-# The side as another process: the bundle on one core, inferences back to back.
-SIDE_PROCESS = """
-import sys
-from mtcc.runtime.loader import load
-from mtcc.bench.baselines import random_feeds
-b = load(sys.argv[1]); feeds = random_feeds(b.inputs, 1)
-arrays = [feeds[i["name"]] for i in b.inputs]
-b.run(*arrays); print("ready", flush=True)
-while True:
-    b.executor.run(*arrays)
-"""
+# The side as another process: tenant_interference's neighbour, the bundle on one core,
+# inferences back to back.
+from tenant_interference import NEIGHBOUR as SIDE_PROCESS  # noqa: E402 - a sibling script
 
 
 def affinity_honoured(core: int, samples: int = 20) -> dict:
