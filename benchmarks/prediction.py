@@ -46,6 +46,8 @@ def main() -> None:
                     f"measured/predicted {row['measured_over_predicted']:.3f}")
             if "measured_over_calibrated" in row and not row["cell"].endswith("/none"):
                 line += f", over none x tables' slowdown {row['measured_over_calibrated']:.3f}"
+                by_round = row["measured_over_calibrated_by_round"]
+                line += f" (by round {by_round['median']:.3f} ± {by_round['error']:.3f})"
             if "calls_alone_now_ms" in row:
                 line += (f"  | now: calls alone {row['calls_alone_now_ms']:.3f} ms, cold "
                          f"{row['calls_alone_cold_now_ms']:.3f} ms, in sequence "

@@ -521,3 +521,14 @@ def test_a_cold_sample_is_the_median_of_its_single_calls():
     assert cold_samples(calls, number=1, repeat=2) == [(COLD_CALLS_MIN - 1) / 2, COLD_CALLS_MIN + (COLD_CALLS_MIN - 1) / 2]
     assert cold_samples(calls, number=10 ** 6, repeat=1) == [(COLD_CALLS_MAX - 1) / 2]
     assert asked == [2 * COLD_CALLS_MIN, COLD_CALLS_MAX]
+
+
+def test_a_per_round_ratio_is_its_median_and_half_its_interquartile_range():
+    """The prediction benchmark's error bars (selected / default, a level's measured /
+    predicted slowdown) come from the rounds' ratios: median ± half the IQR; a single
+    round has no spread."""
+    from mtcc.bench.prediction import median_and_error
+
+    middle, error = median_and_error([1.4, 1.0, 1.2, 1.3, 1.1])
+    assert middle == pytest.approx(1.2) and error == pytest.approx(0.15)
+    assert median_and_error([1.07]) == (1.07, 0.0)

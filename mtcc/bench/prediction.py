@@ -78,6 +78,13 @@ def measure(bundle_path, *, cores: int = 1, rounds: int = 5, repeat: int = 10, c
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def median_and_error(ratios: list[float]) -> tuple[float, float]:
+    """Per-round ratios summed up: their median, and half their interquartile range as
+    the error of the measurement."""
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return statistics.median(ratios), (quartiles[2] - quartiles[0]) / 2
+
+
 def _timed_runs(executor, repeat: int) -> list[float]:
     """µs of whole inferences: every call of the plan, the inputs already in place (as a
     tenant reads them from its shared-memory arena: no copy or check of Python arrays)."""
@@ -130,6 +137,7 @@ def _child(spec: dict) -> dict:
         default_runs = {lvl: [] for lvl in levels}
         selected_runs = {lvl: [] for lvl in levels}
         round_ratios = {lvl: [] for lvl in levels}  # selected / default, median of each round
+        round_medians = {lvl: [] for lvl in levels}  # the defaults' median of each round
         executor = bundle.executor
         hot = {lvl: [[] for _ in range(len(executor))] for lvl in levels}
         in_sequence = {lvl: [[] for _ in range(len(executor))] for lvl in levels}
@@ -144,6 +152,7 @@ def _child(spec: dict) -> dict:
                     bundle.reset()
                     default_now = _timed_runs(executor, spec["repeat"])
                     default_runs[lvl] += default_now
+                    round_medians[lvl].append(statistics.median(default_now))
                     if choices[lvl]:
                         bundle.select(choices[lvl])
                         selected_now = _timed_runs(executor, spec["repeat"])
@@ -175,17 +184,16 @@ def _child(spec: dict) -> dict:
                "runs": len(default_runs[lvl]), "switched_tasks": sorted(choices[lvl])}
         if choices[lvl]:
             predicted_selected = profile.model_us(n, lvl, choices[lvl])
-            ratios = round_ratios[lvl]
-            quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+            middle, error = median_and_error(round_ratios[lvl])
             row["selected"] = {
                 "predicted_ms": round(predicted_selected / 1e3, 3),
                 "measured_ms": round(statistics.median(selected_runs[lvl]) / 1e3, 3),
                 "predicted_gain": round(1 - predicted_selected / profile.model_us(n, lvl), 4),
                 # Per round, selected over default: its median, and half its interquartile
                 # range as the error of the measurement.
-                "measured_ratio": round(statistics.median(ratios), 4),
-                "measured_ratio_error": round((quartiles[2] - quartiles[0]) / 2, 4),
-                "rounds": len(ratios)}
+                "measured_ratio": round(middle, 4),
+                "measured_ratio_error": round(error, 4),
+                "rounds": len(round_ratios[lvl])}
         if spec.get("explain"):
             # Sums over the calls: each call's time as the tables take it (lower quartile
             # of its windows) and its median once in the sequence.
@@ -206,6 +214,14 @@ def _child(spec: dict) -> dict:
             calibrated = none["measured_ms"] * row["predicted_ms"] / none["predicted_ms"]
             row["calibrated_predicted_ms"] = round(calibrated, 3)
             row["measured_over_calibrated"] = round(row["measured_ms"] / calibrated, 3)
+            if row is not none:
+                # The same, round by round (this level's median over none's of the same
+                # round): how well one run pins a level's slowdown down, the error bar
+                # of the 5 % comparison.
+                tables = row["predicted_ms"] / none["predicted_ms"]
+                middle, error = median_and_error([level / alone / tables for level, alone in zip(
+                    round_medians[row["cell"][len(prefix):]], round_medians["none"])])
+                row["measured_over_calibrated_by_round"] = {"median": round(middle, 3), "error": round(error, 3)}
     return {"bundle": Path(spec["bundle"]).name, "model": bundle.manifest["model"]["name"], "cores": n,
             "calibration": Path(spec["calibration"]).name, "rows": rows}
 
