@@ -135,3 +135,22 @@ def op_zoo() -> onnx.ModelProto:
 def save(model: onnx.ModelProto, path) -> str:
     onnx.save(model, str(path))
     return str(path)
+
+
+def fractional_powers() -> onnx.ModelProto:
+    """LRN (beta 0.75, as inception_v1's) and Pow with constant exponents that mtcc
+    computes with square roots (quarters, negative ones too) and one it leaves to pow."""
+    exponents = {"p_half": 0.5, "p_three_quarters": 0.75, "p_minus_quarter": -0.25, "p_five_quarters": 1.25,
+                 "p_nine_quarters": 2.25, "p_three": 3.0, "p_third": 1.0 / 3.0}
+    inits = [numpy_helper.from_array(np.array(e, np.float32), name) for name, e in exponents.items()]
+    inits.append(numpy_helper.from_array(np.array(0.1, np.float32), "tenth"))
+    n = helper.make_node
+    nodes = [n("LRN", ["x"], ["lrn"], name="lrn", size=5, alpha=1e-4, beta=0.75, bias=1.0),
+             n("Abs", ["lrn"], ["positive"], name="abs"),
+             n("Add", ["positive", "tenth"], ["base"], name="shift")]
+    outs = [helper.make_tensor_value_info("lrn", TensorProto.FLOAT, [1, 8, 6, 6])]
+    for name in exponents:
+        nodes.append(n("Pow", ["base", name], [f"y_{name}"], name=f"pow_{name}"))
+        outs.append(helper.make_tensor_value_info(f"y_{name}", TensorProto.FLOAT, [1, 8, 6, 6]))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])
+    return _model(nodes, [x], outs, inits)

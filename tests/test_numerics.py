@@ -11,7 +11,7 @@ from mtcc import frontend
 from mtcc.bench import baselines
 from mtcc.tune import compile as build
 from mtcc.target import make_target
-from onnx_factory import op_zoo, save, tiny_conv
+from onnx_factory import fractional_powers, op_zoo, save, tiny_conv
 
 # float32 with different summation orders: relative to the output's own scale.
 RTOL, ATOL_SCALE = 1e-4, 1e-4
@@ -38,6 +38,20 @@ def test_example_matches_onnxruntime(models_dir, name):
 
 def test_ops_beyond_examples(tmp_path):
     _compare(save(op_zoo(), tmp_path / "op_zoo.onnx"))
+
+
+def test_constant_powers_by_square_roots_match_onnxruntime(tmp_path):
+    """x ** c for c in quarters goes through square roots (frontend.tasks.legalize_power),
+    LRN's beta 0.75 included; other exponents through pow.  Every output as ONNX Runtime's."""
+    _compare(save(fractional_powers(), tmp_path / "powers.onnx"))
+
+
+def test_which_exponents_are_computed_by_square_roots():
+    from mtcc.frontend.tasks import quarter_power
+
+    assert quarter_power(0.75) == (0, 0.75, False)
+    assert quarter_power(-2.5) == (2, 0.5, True)
+    assert quarter_power(2.0) is None and quarter_power(1 / 3) is None and quarter_power(3.25) is None
 
 
 @pytest.mark.slow
