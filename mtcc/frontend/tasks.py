@@ -138,6 +138,11 @@ def task_flops(workload_mod) -> float:
         return 0.0
 
 
+# The dtypes mtcc's vectorizable rewrites of elementwise math apply to (legalize_erf,
+# legalize_power); others keep TVM's own legalization.
+REWRITTEN_DTYPES = ("float32", "float16")
+
+
 def legalize_erf(bb, call):
     """LegalizeOps hook: erf as TVM's vectorizable rational approximation (topi.fast_erf,
     float32 error ~1e-7) instead of a scalar call to libm's erff per element, which
@@ -145,7 +150,7 @@ def legalize_erf(bb, call):
     from tvm import topi
     from tvm.relax.transform.legalize_ops.common import _call_topi_without_attr
 
-    if str(call.args[0].ty.dtype) not in ("float32", "float16"):
+    if str(call.args[0].ty.dtype) not in REWRITTEN_DTYPES:
         return _call_topi_without_attr(topi.erf)(bb, call)
     return bb.call_te(topi.fast_erf, call.args[0], primfunc_name_hint="erf")
 
@@ -173,10 +178,10 @@ def legalize_power(bb, call):
     base, exponent = call.args
     plan = None
     if (isinstance(exponent, tvm.ir.expr.Constant) and exponent.value.numpy().size == 1
-            and str(base.ty.dtype) in ("float32", "float16")):
+            and str(base.ty.dtype) in REWRITTEN_DTYPES):
         plan = quarter_power(float(exponent.value.numpy().reshape(())))
     if plan is None:
-        return tvm.ir.Op.get("relax.power").get_attr("FLegalize")(bb, call)
+        return tvm_op("relax.power").get_attr("FLegalize")(bb, call)
     whole, fraction, negative = plan
 
     def power(x):
