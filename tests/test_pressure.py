@@ -70,3 +70,24 @@ def test_the_table_selector_switches_only_beyond_the_cells_errors():
     assert pick(0.06, None) == "v1"          # no error bars: the margin alone decides
     assert pick(DEFAULT_MARGIN / 2, None) == "v0"
     assert pick(0.06, 0.01, "none") == "v0"  # at level none both are 100 µs
+
+
+def test_the_table_selector_keeps_a_block_whose_switches_gain_little_of_it():
+    """A task 6 % faster beyond its cells' errors still stays on its default where it is
+    a small part of its block: the block's gain must pass the margin too."""
+    from mtcc.runtime.profile import ModelProfile
+    from mtcc.runtime.selector import make_selector
+
+    def profile(big_us):
+        def task(name, variants):
+            return {"task": name, "default": variants[0][0],
+                    "variants": [{"id": vid, "function": vid, "footprint": None,
+                                  "latency_us": {"1c/none": us, "1c/high": us},
+                                  "latency_error_us": {"1c/none": 0.0, "1c/high": 0.0}} for vid, us in variants]}
+        manifest = {"model": {"name": "m"}, "inputs": [], "outputs": [], "blocks": [{"index": 0, "start": 0, "end": 2}]}
+        selector = {"tasks": [task("big", [("b0", big_us)]), task("small", [("s0", 10.0), ("s1", 9.4)])]}
+        return ModelProfile(manifest, {"calls": [{"task": "big"}, {"task": "small"}]}, selector)
+
+    selector = make_selector("table")
+    assert selector.choose(profile(5.0), 0, 1, "high")["small"] == "s1"    # 0.6 of 15 µs: 4 %
+    assert selector.choose(profile(100.0), 0, 1, "high")["small"] == "s0"  # 0.6 of 110 µs: 0.5 %
