@@ -154,3 +154,48 @@ def fractional_powers() -> onnx.ModelProto:
         outs.append(helper.make_tensor_value_info(f"y_{name}", TensorProto.FLOAT, [1, 8, 6, 6]))
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])
     return _model(nodes, [x], outs, inits)
+
+
+def local_response_norms() -> onnx.ModelProto:
+    """LRNs where mtcc makes each one task: after a convolution whose output is blocked
+    (32 channels: NCHW16c), with a window that crosses the 16-channel blocks and a beta
+    for pow (0.6); and on plain NCHW (6 channels), beta in quarters."""
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.normal(0, 0.3, (32, 16, 3, 3)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(0, 0.1, (32,)).astype(np.float32), "b")
+    w2 = numpy_helper.from_array(rng.normal(0, 0.3, (32, 32, 1, 1)).astype(np.float32), "w2")
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             n("LRN", ["c"], ["blocked"], name="lrn_blocked", size=7, alpha=2e-3, beta=0.6, bias=2.0),
+             n("Conv", ["blocked", "w2"], ["c2"], name="conv2"),
+             n("LRN", ["p"], ["plain"], name="lrn_plain", size=3, alpha=1e-2, beta=0.75, bias=1.0)]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 8, 8])
+    p = helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 6, 5, 5])
+    outs = [helper.make_tensor_value_info("c2", TensorProto.FLOAT, [1, 32, 8, 8]),
+            helper.make_tensor_value_info("plain", TensorProto.FLOAT, [1, 6, 5, 5])]
+    return _model(nodes, [x, p], outs, [w, b, w2])
+
+
+def max_pools() -> onnx.ModelProto:
+    """Max pools after a convolution whose output is blocked (32 channels: NCHW16c),
+    which mtcc writes out term by term: with padding and stride 2, with a dilation and
+    uneven padding, and a window wider than MAX_POOL_TERMS, which stays TOPI's; and
+    pools in plain NCHW (5 channels), TOPI's: ceil_mode and uneven padding, a 1x1 window."""
+    rng = np.random.default_rng(6)
+    w = numpy_helper.from_array(rng.normal(0, 0.3, (32, 16, 3, 3)).astype(np.float32), "w")
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             n("MaxPool", ["c"], ["blocked"], name="pool_blocked", kernel_shape=[3, 3], strides=[2, 2],
+               pads=[1, 1, 1, 1]),
+             n("MaxPool", ["c"], ["dilated"], name="pool_dilated", kernel_shape=[2, 3], strides=[1, 2],
+               pads=[0, 1, 1, 0], dilations=[2, 1]),
+             n("MaxPool", ["p"], ["plain"], name="pool_plain", kernel_shape=[3, 2], strides=[2, 2],
+               pads=[1, 0, 0, 1], ceil_mode=1),
+             n("MaxPool", ["p"], ["single"], name="pool_single", kernel_shape=[1, 1], strides=[2, 2]),
+             n("MaxPool", ["c"], ["wide"], name="pool_wide", kernel_shape=[9, 9], pads=[4, 4, 4, 4])]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 9, 9])
+    p = helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 5, 11, 10])
+    shapes = {"blocked": [1, 32, 5, 5], "dilated": [1, 32, 8, 4], "plain": [1, 5, 6, 5], "single": [1, 5, 6, 5],
+              "wide": [1, 32, 9, 9]}
+    outs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in shapes.items()]
+    return _model(nodes, [x, p], outs, [w])

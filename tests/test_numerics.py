@@ -2,6 +2,8 @@
 on seeded random inputs and the examples' random weights."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -11,7 +13,7 @@ from mtcc import frontend
 from mtcc.bench import baselines
 from mtcc.tune import compile as build
 from mtcc.target import make_target
-from onnx_factory import fractional_powers, op_zoo, save, tiny_conv
+from onnx_factory import fractional_powers, local_response_norms, max_pools, op_zoo, save, tiny_conv
 
 # float32 with different summation orders: relative to the output's own scale.
 RTOL, ATOL_SCALE = 1e-4, 1e-4
@@ -44,6 +46,35 @@ def test_constant_powers_by_square_roots_match_onnxruntime(tmp_path):
     """x ** c for c in quarters goes through square roots (frontend.tasks.legalize_power),
     LRN's beta 0.75 included; other exponents through pow.  Every output as ONNX Runtime's."""
     _compare(save(fractional_powers(), tmp_path / "powers.onnx"))
+
+
+def test_local_response_norms_are_one_task_each_and_match_onnxruntime(tmp_path):
+    """frontend.lrn puts each LRN back together as one task, in the blocked layout (a
+    window across two channel blocks, beta through pow) and in plain NCHW (beta by
+    square roots), and computes what ONNX Runtime does."""
+    from mtcc.frontend.tasks import extract
+
+    path = save(local_response_norms(), tmp_path / "lrn.onnx")
+    _, mod = frontend.import_model(path)
+    kinds = [task.name for task in extract(mod, make_target(HOST_MCPU, 2)).tasks]
+    assert sum(name.startswith("local_response_norm") for name in kinds) == 2, kinds
+    assert not any("pool" in name or "power" in name or "divide" in name for name in kinds), kinds
+    _compare(path)
+
+
+def test_max_pools_written_out_match_onnxruntime(tmp_path):
+    """frontend.tasks.legalize_max_pool2d: pools in NCHW16c written out, with padding,
+    strides and a dilation, as ONNX Runtime computes them, with no reduction axis; the one
+    wider than MAX_POOL_TERMS and those in plain NCHW keep TOPI's reduction."""
+    from mtcc.frontend.tasks import legalize_and_fuse
+
+    path = save(max_pools(), tmp_path / "pools.onnx")
+    _, mod = frontend.import_model(path)
+    fused = legalize_and_fuse(mod, make_target(HOST_MCPU, 2))
+    reductions = {gv.name_hint: re.search(r'remap\("S+R', fused[gv].script()) is not None
+                  for gv in fused.get_global_vars() if "pool" in gv.name_hint}
+    assert len(reductions) == 5 and sum(reductions.values()) == 3, reductions
+    _compare(path)
 
 
 def test_which_exponents_are_computed_by_square_roots():
