@@ -79,6 +79,30 @@ def test_single_times_the_relax_vm_and_the_call_plan_executor(models_dir):
     plan = rows["mtcc-plan"]
     assert plan["ratio_to_relax_vm"] == pytest.approx(plan["p50_ms"] / rows["mtcc"]["p50_ms"], rel=0.01)
     assert report["summary"]["plan_executor_ratio_to_relax_vm"] == {"transformer@1t": plan["ratio_to_relax_vm"]}
+    assert isinstance(plan["variants_switched"], dict)  # what the selector picked for 1 core alone
+
+
+def test_single_runs_the_plan_with_the_variants_the_selector_picks_for_its_cores(example_bundle):
+    """bench --single's mtcc-plan runs, per block, what the table selector picks for its
+    thread count alone: the executor's functions are those variants, not the defaults."""
+    import mtcc
+    from mtcc.bench.single import _select_for_cores
+    from mtcc.runtime.profile import ModelProfile
+    from mtcc.runtime.selector import make_selector
+
+    path = example_bundle("transformer")
+    profile = ModelProfile.from_bundle(path)
+    expected = {}
+    for block in range(len(profile.blocks)):
+        for task, vid in make_selector("table").choose(profile, block, 2, "none").items():
+            if vid != profile.default[task]:
+                expected[task] = vid
+    loaded = mtcc.load(path)
+    switched = _select_for_cores(loaded, path, 2)
+    assert switched == expected
+    chosen = loaded.chosen()
+    assert all(chosen[task] == [vid] for task, vid in switched.items()), chosen
+    assert all(chosen[task] == [profile.default[task]] for task in chosen if task not in switched), chosen
 
 
 def test_examples_are_built_from_schedules_tuned_for_this_level(tmp_path):

@@ -170,6 +170,28 @@ def test_repair_cuts_torn_line_and_duplicates(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_candidates_rank_each_thread_count_among_its_own(tmp_path):
+    """Records of a run timed on 1 thread (tune.json notes its lines) beside the folder's
+    2-thread records: the 2-thread ones fill top_k by time as before, and the fastest
+    1-thread ones follow although their times are all slower; a record outside any noted
+    run counts as timed on the folder's threads."""
+    def record(secs, k):
+        return json.dumps([0, [[[k], []], [secs], {"kind": "llvm"}, []]])
+
+    two = [record(10e-6 + k * 1e-6, k) for k in range(6)]        # lines 0-5: 2 threads, 10-15 µs
+    one = [record(30e-6 - k * 1e-6, 100 + k) for k in range(4)]  # lines 6-9: 1 thread, 30-27 µs
+    (tmp_path / schedules_db.RECORDS).write_text("\n".join(two + one) + "\n")
+    (tmp_path / schedules_db.WORKLOADS).write_text('["123", "abc"]\n')
+    runs = [{"measure_threads": 2}, {"measure_threads": 1, "records": [6, 10]}]
+    (tmp_path / schedules_db.META).write_text(json.dumps({"runs": runs}))
+    lines = schedules_db.DatabaseLines(tmp_path)
+    assert [lines.record_threads(i) for i in (0, 5, 6, 9)] == [2, 2, 1, 1]
+    assert lines.main_threads() == 2
+    picked, valid, distinct = lines.candidates(0, 4)
+    assert picked == [0, 1, 2, 3, 9] and (valid, distinct) == (10, 10)   # 4 // 4 = 1 of the 1-thread ones
+    assert lines.candidates(0, 8)[0] == [0, 1, 2, 3, 4, 5, 9, 8]
+
+
 def test_repair_keeps_a_complete_last_line_without_newline(tmp_path):
     rec = tmp_path / schedules_db.RECORDS
     rec.write_bytes(b'[0,[1]]\n[1,[2]]')  # killed between the line and its newline
@@ -472,6 +494,10 @@ def test_task_option_tunes_only_the_named_task(tuned_dir, tiny_model, tmp_path):
     assert set(after) == set(before), "the summary still covers every task"
     assert after[task] >= before[task] + 4
     assert {n: c for n, c in after.items() if n != task} == {n: c for n, c in before.items() if n != task}
+    run = json.loads((out / "tune.json").read_text())["runs"][-1]  # its records' lines, for their thread count
+    first, end = run["records"]
+    assert end - first == run["trials_new"] == summary["trials_new"]
+    assert end == len((out / schedules_db.RECORDS).read_text().splitlines())
 
     bad = run_mtcc("tune", tiny_model, "--target", TARGET, "--out", out, "--resume", "--stage", "search",
                    "--task", "no_such_task", timeout=300)

@@ -2,7 +2,9 @@
 OpenVINO, on the same input, same cores, interleaved in one run.  mtcc is timed twice:
 through TVM's Relax VM (`mtcc`) and through the bundle's call-plan executor
 (`mtcc-plan`, what `mtcc run` and the server's tenants run; packed here from the same
-schedules), with the ratio between them.
+schedules), with the ratio between them.  The plan runs, block by block, the variants the
+runtime's table selector picks for that many cores alone (level none), as a tenant
+holding those cores would: a variant tuned for 1 core where the bundle has one.
 
 One worker process per thread count, pinned to the first N cores, runs every system
 in turn (mtcc, ORT, OpenVINO, mtcc, ORT, ...) so drift of a shared VM hits all of
@@ -79,6 +81,7 @@ def _worker(spec: dict) -> dict:
             from ..runtime.loader import load
 
             loaded = load(item["bundle"])
+            switched = _select_for_cores(loaded, item["bundle"], threads)
             plan_args = [feeds[i["name"]] for i in loaded.inputs]
             runners["mtcc-plan"] = pinned(lambda ex=loaded.executor, plan_args=plan_args: ex.run(*plan_args))
         ort = OnnxRuntime(model, threads)
@@ -121,10 +124,27 @@ def _worker(spec: dict) -> dict:
                 times[name].append(time.perf_counter() - start)
         for name, samples in times.items():
             out.append({"system": name, "policy": None, "model": model.name, "threads": threads,
-                        **_percentiles(samples), "max_abs_err_vs_onnxruntime": max_err[name]})
+                        **_percentiles(samples), "max_abs_err_vs_onnxruntime": max_err[name],
+                        **({"variants_switched": switched} if name == "mtcc-plan" else {})})
         for name, why in errors.items():
             out.append({"system": name, "model": model.name, "threads": threads, "skipped": why})
     return {"results": out}
+
+
+def _select_for_cores(loaded, bundle_path, cores: int) -> dict[str, str]:
+    """Make the loaded bundle run, per block, the table selector's choice for `cores`
+    alone; returns {task: variant id} where that is not the default."""
+    from ..runtime.profile import ModelProfile
+    from ..runtime.selector import make_selector
+
+    profile = ModelProfile(loaded.manifest, loaded.plan.to_dict(), loaded.selector, str(bundle_path))
+    selector = make_selector("table")
+    switched = {}
+    for block in range(len(profile.blocks)):
+        choice = selector.choose(profile, block, cores, "none")
+        loaded.select(choice, block=block)
+        switched.update({task: vid for task, vid in choice.items() if vid != profile.default[task]})
+    return switched
 
 
 def _vcpu_state() -> str:

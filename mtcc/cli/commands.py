@@ -241,6 +241,7 @@ Examples:
   mtcc tune model.onnx --out schedules/model/llvm-x86-64-v4 --resume     # continue after a crash
   mtcc tune model.onnx --trials 8 --rpc-tracker 127.0.0.1:9190 --rpc-key cpu --json
   mtcc tune model.onnx --out DIR --resume --task fused_conv2d_NCHW3c_add_relu --trials 200
+  mtcc tune model.onnx --out DIR --resume --measure-threads 1 --task fused_conv2d_NCHWc17_add13_relu10 --trials 110
 """,
 )
 @click.argument("model", type=click.Path(path_type=Path))
@@ -264,6 +265,10 @@ Examples:
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME:DIMS")
 @click.option("--rpc-tracker", default=None, metavar="HOST:PORT", help="Measure through a TVM RPC tracker.")
 @click.option("--rpc-key", default=None, help="Device key of the RPC servers to measure on.")
+@click.option("--measure-threads", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Time every candidate on N threads (default: the target's cores). A run with --measure-threads 1 "
+                   "beside the all-core search adds candidates tiled for one core: characterization ranks them "
+                   "among their own, so the 1-core tables get their fastest.")
 @click.option("--stage", type=click.Choice(["all", "search", "characterize"]), default="all", show_default=True,
               help="search: MetaSchedule only; characterize: measure the top-K candidates already in --out "
                    "under interference and write variants.json (resumable); all: search, then characterize.")
@@ -278,7 +283,7 @@ Examples:
                    "one call at a time with the private caches evicted before each, as inside a model. "
                    "Default: what the folder's characterization.json used, else hot.")
 def tune_cmd(model, target, trials, out, resume, only_tasks, layout, fold_batch_norm, input_shapes, rpc_tracker, rpc_key,
-             stage, top_k, max_variants, calibration, caches, as_json):
+             measure_threads, stage, top_k, max_variants, calibration, caches, as_json):
     """Tune every operator task of MODEL with MetaSchedule (XGBoost cost model)."""
     from ..tune import driver as tuning
     from ..tune.database import holds_records
@@ -306,7 +311,8 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, layout, fold_batch_
         with render.TuneDisplay(console) as display:
             result = tuning.tune(model, target=tgt, trials=trials, out=dest, input_shapes=list(input_shapes),
                                  layout=layout, rpc=rpc, listeners=[display.update], command=command,
-                                 only_tasks=list(only_tasks), fold_batch_norm=fold_batch_norm)
+                                 only_tasks=list(only_tasks), fold_batch_norm=fold_batch_norm,
+                                 measure_threads=measure_threads)
         summary = result.as_dict()
         if not as_json:
             render.print_tune_table(console, summary)

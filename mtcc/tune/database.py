@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from ..errors import BadInput
@@ -77,9 +78,20 @@ def import_options(meta: dict) -> dict[str, bool]:
 
 
 def measure_threads(meta: dict) -> int | None:
-    """Threads the database's candidates were timed on (the latest run that says)."""
-    return next((r.get("measure_threads") for r in reversed(meta.get("runs", []))
-                 if r.get("measure_threads")), None)
+    """Threads the records of runs that did not note their lines were timed on (the
+    latest such run that says; tune.json of folders tuned before runs noted them)."""
+    runs = meta.get("runs", [])
+    return next((r.get("measure_threads") for r in reversed(runs) if r.get("measure_threads") and "records" not in r),
+                None) or next((r.get("measure_threads") for r in reversed(runs) if r.get("measure_threads")), None)
+
+
+def record_lines(folder: Path) -> int:
+    """Lines in a folder's records file: where the next run's records start."""
+    path = Path(folder) / RECORDS
+    if not path.exists():
+        return 0
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
 
 
 # ------------------------------------------------------------------ repair
@@ -169,6 +181,23 @@ class DatabaseLines:
         """Structural hash (as MetaSchedule stores it) -> workload line."""
         return {self.workload_hash(i): i for i in range(len(self.workloads)) if self.workloads[i] is not None}
 
+    def record_threads(self, index: int) -> int | None:
+        """Threads record `index` was timed on: its run's (tune.json notes each run's
+        lines), else measure_threads of the folder."""
+        for run in self.meta.get("runs", []):
+            first, end = run.get("records") or (0, 0)
+            if first <= index < end and run.get("measure_threads"):
+                return int(run["measure_threads"])
+        return measure_threads(self.meta)
+
+    def main_threads(self) -> int | None:
+        """The threads most of the records were timed on."""
+        if not hasattr(self, "_main_threads"):
+            counts = Counter(self.record_threads(i) for i, r in enumerate(self.records) if r is not None)
+            counts.pop(None, None)
+            self._main_threads = max(counts, key=lambda t: (counts[t], t)) if counts else measure_threads(self.meta)
+        return self._main_threads
+
     def records_of(self, workload: int) -> list[int]:
         return [i for i, r in enumerate(self.records) if r is not None and r[0] == workload]
 
@@ -186,7 +215,11 @@ class DatabaseLines:
 
     def candidates(self, workload: int, top_k: int) -> tuple[list[int], int, int]:
         """(record indices of the top_k fastest distinct valid records, fastest first;
-        how many valid records; how many distinct valid ones)."""
+        how many valid records; how many distinct valid ones).  Records timed on other
+        thread counts than most (a search at 1 thread beside one at all cores) are ranked
+        among their own, and their fastest max(1, top_k // 4) come after: times taken on
+        1 thread never beat those taken on 2, yet the code tiled for 1 core can be the
+        fastest there (resnet50: a convolution 1.6x faster on 1 core)."""
         valid = [i for i in self.records_of(workload) if self.record_secs(i) < FAILED_SECS]
         valid.sort(key=lambda i: (self.record_secs(i), i))
         seen, distinct = set(), []
@@ -195,7 +228,14 @@ class DatabaseLines:
             if sha not in seen:
                 seen.add(sha)
                 distinct.append(i)
-        return distinct[:top_k], len(valid), len(distinct)
+        groups: dict = {}
+        for i in distinct:
+            groups.setdefault(self.record_threads(i), []).append(i)
+        main = self.main_threads()
+        picked = groups.pop(main, [])[:top_k]
+        for threads in sorted(groups, key=lambda t: (t is None, t or 0)):
+            picked += groups[threads][:max(1, top_k // 4)]
+        return picked, len(valid), len(distinct)
 
     def trace_ref(self, index: int) -> dict:
         """How variants.json and a bundle's selector name a record."""

@@ -24,7 +24,7 @@ from ..frontend.layout import DEFAULT_LAYOUT
 from ..target import describe, target_cores, target_mcpu, target_name
 from ..threads import use_threads
 from .database import (FAILED_SECS, FOLD_BATCH_NORM, IMPORT_OPTIONS, META, RECORDS, check_folder, holds_records,
-                       import_options, mean_secs, open_for_tuning, open_readonly, read_meta)
+                       import_options, mean_secs, open_for_tuning, open_readonly, read_meta, record_lines)
 
 
 
@@ -234,11 +234,15 @@ def _per_iter(remaining: int, num_tasks: int, cap: int) -> int:
 def tune(model_path, *, target, trials: int | None = None, out: str | Path | None = None,
          input_shapes=None, layout: str = DEFAULT_LAYOUT, rpc: RpcSpec | None = None,
          trials_per_iter: int = 32, seed: int = 0, listeners=(), command: str | None = None,
-         only_tasks=None, fold_batch_norm: bool | None = None) -> TuneResult:
+         only_tasks=None, fold_batch_norm: bool | None = None, measure_threads: int | None = None) -> TuneResult:
     """Tune every task of the model (or the tasks named in `only_tasks`) until the
     database holds `trials` records for them in all.  `fold_batch_norm` (None: on for a
     new folder, as recorded for one that holds records) is recorded in tune.json with the
-    import's other options (tune.database.IMPORT_OPTIONS)."""
+    import's other options (tune.database.IMPORT_OPTIONS).  `measure_threads`: the
+    threads every candidate is timed on (default: the target's cores, or TVM_NUM_THREADS
+    where exported); a run on other threads than the folder's others adds candidates
+    tiled for that many cores, which characterization ranks among their own
+    (DatabaseLines.candidates)."""
     import tvm.s_tir.meta_schedule as ms
 
     from .builder import WarmBuilder
@@ -275,9 +279,10 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     # TVM sizes its pool once per process, from TVM_NUM_THREADS (else half the logical
     # CPUs on x86): the measuring workers inherit this, so candidates run on as many
     # threads as the target has cores unless the caller chose otherwise.
-    use_threads(target_cores(target), overwrite=False)
+    use_threads(measure_threads or target_cores(target), overwrite=measure_threads is not None)
     start = time.perf_counter()
     noted = remaining > 0
+    first_record = record_lines(out)
     if remaining > 0:
         if rpc is not None:
             check_tracker(rpc)
@@ -306,7 +311,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
         trials_requested=progress.budget, trials_existing=progress.existing,
         trials_new=progress.new_trials, wall_s=wall, tasks=_task_summary(db, all_views, all_weights, flops),
     )
-    _write_meta(out, model, target, layout, options, result, command, noted)
+    _write_meta(out, model, target, layout, options, result, command, noted, (first_record, record_lines(out)))
     return result
 
 
@@ -385,9 +390,11 @@ def _note_run_started(out: Path, model, target, layout: str, options: dict[str, 
 
 
 def _write_meta(out: Path, model, target, layout: str, options: dict[str, bool], result: TuneResult, command: str | None,
-                noted: bool) -> None:
+                noted: bool, records: tuple[int, int]) -> None:
     """How these schedules were made, next to them: completes the run this process
-    noted at its start (`noted`), or adds one for a run that had nothing to tune."""
+    noted at its start (`noted`), or adds one for a run that had nothing to tune.
+    `records`: the run's lines of the records file [first, end), so each record's
+    thread count is known (DatabaseLines.record_threads)."""
     meta = _base_meta(out, model, target, layout, options)
     meta.update({
         "trials_total": result.trials_existing + result.trials_new,
@@ -395,7 +402,8 @@ def _write_meta(out: Path, model, target, layout: str, options: dict[str, bool],
         "tasks": result.tasks,
     })
     run = meta["runs"][-1] if noted else _new_run(meta, command)
-    run.update({"status": "finished", "trials_new": result.trials_new, "wall_s": round(result.wall_s, 1)})
+    run.update({"status": "finished", "trials_new": result.trials_new, "wall_s": round(result.wall_s, 1),
+                "records": list(records)})
     _save_meta(out, meta)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import BadInput
 from ..progress import Progress, say
-from ..tune.database import DatabaseLines, check_folder, copy_folder, measure_threads, repair
+from ..tune.database import DatabaseLines, check_folder, copy_folder, repair
 from ..cells import cell_key
 from .select import VARIANTS, load_variants
 from .worker import scheduled_module
@@ -76,7 +76,7 @@ class SchedulesFolder:
         self.layout = self.meta.get("layout", DEFAULT_LAYOUT)
         # Database times were measured on this many threads (tune.json), which can be fewer
         # than the target's cores: their cell is named after what was measured.
-        self.measured_threads = measure_threads(self.meta) or target_cores(self.target)
+        self.measured_threads = self.lines.main_threads() or target_cores(self.target)
         self.variants_file = self.dir / VARIANTS
         self.listed = {}
         if self.variants_file.exists():
@@ -158,5 +158,6 @@ class SchedulesFolder:
             untuned = workload is None or not self.lines.candidates(workload, 1)[0]
             return ResolvedTask(name, [ResolvedVariant("v0", applied, None, {}, None, None, untuned=untuned)])
         us = round(self.lines.record_secs(index) * 1e6, 3)
+        cell = cell_key(self.lines.record_threads(index) or self.measured_threads, "none")
         return ResolvedTask(name, [ResolvedVariant("v0", applied, self.lines.trace_ref(index),
-                                                   {self.reference_cell: us}, None, us)])
+                                                   {cell: us}, None, us)])
