@@ -12,6 +12,8 @@ sum / size) ** beta -- the same arithmetic, one read of the window, one write.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 def _scalar(expr) -> float | None:
     """The value of a scalar (or one-element) Relax constant, else None."""
@@ -46,11 +48,18 @@ def _plain_to_blocked(index_map, block: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
 class _Chain:
-    """The constants of one matched LRN chain."""
+    """The constants of one matched LRN chain: the window's size and how many channels
+    it reaches before the centre, the arithmetic's constants, and the channel block of
+    x's layout (None: plain NCHW)."""
 
-    def __init__(self, size: int, before: int, alpha: float, bias: float, beta: float, block: int | None):
-        self.size, self.before, self.alpha, self.bias, self.beta, self.block = size, before, alpha, bias, beta, block
+    size: int
+    before: int
+    alpha: float
+    bias: float
+    beta: float
+    block: int | None
 
 
 def match(divide, lookup) -> tuple[object, _Chain] | None:
