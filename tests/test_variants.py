@@ -474,23 +474,24 @@ def test_characterization_runs_the_stressor_during_pressure_cells_only(stream_db
 
 @pytest.mark.slow
 @pytest.mark.skipif(CORES < 2, reason="needs 2 cores: the model and the stressor apart")
-def test_selected_variants_are_not_slower_end_to_end_under_the_stressor(example_bundle):
+@pytest.mark.parametrize("name", ["squeezenet", "resnet50"])
+def test_selected_variants_are_not_slower_end_to_end_under_the_stressor(example_bundle, name):
     """The selector never makes things worse (the variants issue, point 4): the whole
-    squeezenet pinned to core 0, mtcc's calibrated `high` stressor on core 1, the default
+    model pinned to core 0, mtcc's calibrated `high` stressor on core 1, the default
     variants and those the runtime's selector picks for (1 core, high) timed in one
     process, interleaved round by round.  Selected over default, the median of the
     rounds' ratios, may exceed 1 by at most the measurement's error: half the rounds'
     interquartile range, at least the 2 % below which variant selection calls two times
     the same (MIN_RELATIVE_ERROR).  Where the tables predict no gain beyond their error,
-    the selector must switch nothing.  Measured here (2026-11-26): the table selector's
-    choice 1.001-1.009 x the default; the slowest variant of every task by the tables (a
-    predicted 8 % loss) 1.027 +- 0.015 x, which failed this test once and passed it once:
-    a choice a few per cent slower end to end is at the edge of what 2 shared vCPUs tell."""
+    the selector must switch nothing (squeezenet since its block margin: its best is 2.9 %
+    of a block); resnet50's tables predict 5 % (6 tasks in 3 blocks), so its case times a
+    real switch.  Measured here (2026-11-27, resnet50): 1.036 +- 0.022, 1.016 +- 0.095,
+    0.980 +- 0.024, 0.961 +- 0.055 -- at the edge of what 2 shared vCPUs tell."""
     from mtcc.bench.prediction import measure
     from mtcc.interference import machine
     from mtcc.variants.select import MIN_RELATIVE_ERROR
 
-    path = example_bundle("squeezenet")
+    path = example_bundle(name)
     before = machine.vcpu_sharing()
     report = measure(path, cores=1, rounds=15, repeat=10, calibration=committed_calibration_path(),
                      levels=["high"])
@@ -498,6 +499,8 @@ def test_selected_variants_are_not_slower_end_to_end_under_the_stressor(example_
     (row,) = report["rows"]
     assert row["cell"] == "1c/high", numbers
     chosen = row.get("selected")
+    if name == "resnet50":
+        assert row["switched_tasks"], f"the test's premise: the selector switches resnet50 under high: {numbers}"
     if not row["switched_tasks"]:
         assert chosen is None, numbers
         return
