@@ -219,7 +219,7 @@ class DatabaseLines:
         thread counts than most (a search at 1 thread beside one at all cores) are ranked
         among their own, and their fastest max(1, top_k // 4) come after: times taken on
         1 thread never beat those taken on 2, yet the code tiled for 1 core can be the
-        fastest there (resnet50: a convolution 1.6x faster on 1 core)."""
+        fastest there (resnet50: a convolution 1.2x faster in the 1-core tables)."""
         valid = [i for i in self.records_of(workload) if self.record_secs(i) < FAILED_SECS]
         valid.sort(key=lambda i: (self.record_secs(i), i))
         seen, distinct = set(), []
