@@ -431,8 +431,9 @@ def test_pressure_estimate_and_choice_follow_a_real_stressor(pressure_bundle):
         pytest.skip("needs 2 cores: one for the tenant, one for the stressor")
     path, feeds = pressure_bundle
     profile = ModelProfile.from_bundle(path)
-    predicted = [b for b in range(len(profile.blocks))
-                 if make_selector("table").choose(profile, b, 1, "high") != make_selector("table").choose(profile, b, 1, "none")]
+    selector = make_selector("table")
+    predicted = [b for b, (loud, quiet) in enumerate(zip(selector.choose_all(profile, 1, "high"),
+                                                         selector.choose_all(profile, 1, "none"))) if loud != quiet]
     assert predicted, "the test's premise: the bundle's tables predict a switch under high at 1 core"
     calibration = load(ROOT / "schedules" / "calibration" / "amd-epyc.json")
     concurrent_before, reading_before = vcpus_concurrent()

@@ -186,7 +186,7 @@ def test_candidates_rank_each_thread_count_among_its_own(tmp_path):
     (tmp_path / schedules_db.META).write_text(json.dumps({"runs": runs}))
     lines = schedules_db.DatabaseLines(tmp_path)
     assert [lines.record_threads(i) for i in (0, 5, 6, 9)] == [2, 2, 1, 1]
-    assert lines.main_threads() == 2
+    assert lines.main_threads == 2
     picked, valid, distinct = lines.candidates(0, 4)
     assert picked == [0, 1, 2, 3, 9] and (valid, distinct) == (10, 10)   # 4 // 4 = 1 of the 1-thread ones
     assert lines.candidates(0, 8)[0] == [0, 1, 2, 3, 4, 5, 9, 8]

@@ -50,10 +50,9 @@ def selected_choice(profile, cores: int, level: str) -> dict[str, str]:
     tasks where that is not the default."""
     from ..runtime.selector import TableSelector
 
-    selector = TableSelector()
     chosen = {}
-    for block in range(len(profile.blocks)):
-        chosen.update(selector.choose(profile, block, cores, level))
+    for choice in TableSelector().choose_all(profile, cores, level):
+        chosen.update(choice)
     return {task: vid for task, vid in chosen.items() if vid != profile.default[task]}
 
 

@@ -138,10 +138,8 @@ def _select_for_cores(loaded, bundle_path, cores: int) -> dict[str, str]:
     from ..runtime.selector import make_selector
 
     profile = ModelProfile(loaded.manifest, loaded.plan.to_dict(), loaded.selector, str(bundle_path))
-    selector = make_selector("table")
     switched = {}
-    for block in range(len(profile.blocks)):
-        choice = selector.choose(profile, block, cores, "none")
+    for block, choice in enumerate(make_selector("table").choose_all(profile, cores, "none")):
         loaded.select(choice, block=block)
         switched.update({task: vid for task, vid in choice.items() if vid != profile.default[task]})
     return switched

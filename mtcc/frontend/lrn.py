@@ -15,16 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-def _scalar(expr) -> float | None:
-    """The value of a scalar (or one-element) Relax constant, else None."""
-    import tvm
-
-    if not isinstance(expr, tvm.ir.expr.Constant):
-        return None
-    value = expr.value.numpy()
-    return float(value.reshape(())) if value.size == 1 else None
-
-
 def _blocked_to_plain(index_map, block: int) -> bool:
     """Does this layout_transform map NCHW{block}c indices to NCHW ones?"""
     if len(index_map.initial_indices) != 5 or len(index_map.final_indices) != 4:
@@ -67,7 +57,7 @@ def match(divide, lookup) -> tuple[object, _Chain] | None:
     `lookup(var)` gives the value bound to a variable (None if unbound)."""
     from tvm import relax
 
-    from .tasks import tvm_op
+    from .tasks import scalar_constant, tvm_op
 
     def call_of(expr, op_name, nargs=None):
         value = lookup(expr) if isinstance(expr, relax.Var) else expr
@@ -98,7 +88,7 @@ def match(divide, lookup) -> tuple[object, _Chain] | None:
         chain[op_name] = value
         denominator = value.args[0]
     power, add, scale, squeeze, pool, expand = chain.values()
-    beta, bias, alpha = _scalar(power.args[1]), _scalar(add.args[1]), _scalar(scale.args[1])
+    beta, bias, alpha = (scalar_constant(op.args[1]) for op in (power, add, scale))
     if None in (beta, bias, alpha):
         return None
     if [int(a) for a in squeeze.attrs.axis] != [1] or [int(a) for a in expand.attrs.axis] != [1]:

@@ -139,9 +139,19 @@ def task_flops(workload_mod) -> float:
         return 0.0
 
 
-# The dtypes mtcc's vectorizable rewrites of elementwise math apply to (legalize_erf,
-# legalize_power); others keep TVM's own legalization.
+# The dtypes mtcc's vectorizable rewrites apply to (legalize_erf, legalize_power,
+# legalize_max_pool2d, the LRN's compute); others keep TVM's own legalization.
 REWRITTEN_DTYPES = ("float32", "float16")
+
+
+def scalar_constant(expr) -> float | None:
+    """The value of a scalar (or one-element) Relax constant, else None."""
+    import tvm
+
+    if not isinstance(expr, tvm.ir.expr.Constant):
+        return None
+    value = expr.value.numpy()
+    return float(value.reshape(())) if value.size == 1 else None
 
 
 def legalize_erf(bb, call):
@@ -173,14 +183,11 @@ def legalize_power(bb, call):
     per element: inception_v1's two LRNs spent 4.5 ms of its 42 in powf, at 0.3 GFLOP/s.
     NaN below 0 as pow; elsewhere float32 rounding apart (tests/test_numerics.py
     compares LRN and seven exponents with ONNX Runtime)."""
-    import tvm
     from tvm import te
 
     base, exponent = call.args
-    plan = None
-    if (isinstance(exponent, tvm.ir.expr.Constant) and exponent.value.numpy().size == 1
-            and str(base.ty.dtype) in REWRITTEN_DTYPES):
-        plan = quarter_power(float(exponent.value.numpy().reshape(())))
+    value = scalar_constant(exponent)
+    plan = quarter_power(value) if value is not None and str(base.ty.dtype) in REWRITTEN_DTYPES else None
     if plan is None:
         return tvm_op("relax.power").get_attr("FLegalize")(bb, call)
 

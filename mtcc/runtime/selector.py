@@ -28,6 +28,10 @@ class Selector:
     def choose(self, profile: ModelProfile, block: int, cores: int, level: str) -> dict[str, str]:
         raise NotImplementedError
 
+    def choose_all(self, profile: ModelProfile, cores: int, level: str) -> list[dict[str, str]]:
+        """choose() for every block, in block order."""
+        return [self.choose(profile, block, cores, level) for block in range(len(profile.blocks))]
+
 
 class DefaultSelector(Selector):
     """Always the default variants (the `block` policy: separates the scheduling gain

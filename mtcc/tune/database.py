@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from functools import cached_property
 from pathlib import Path
 
 from ..errors import BadInput
@@ -190,13 +191,12 @@ class DatabaseLines:
                 return int(run["measure_threads"])
         return measure_threads(self.meta)
 
+    @cached_property
     def main_threads(self) -> int | None:
         """The threads most of the records were timed on."""
-        if not hasattr(self, "_main_threads"):
-            counts = Counter(self.record_threads(i) for i, r in enumerate(self.records) if r is not None)
-            counts.pop(None, None)
-            self._main_threads = max(counts, key=lambda t: (counts[t], t)) if counts else measure_threads(self.meta)
-        return self._main_threads
+        counts = Counter(self.record_threads(i) for i, r in enumerate(self.records) if r is not None)
+        counts.pop(None, None)
+        return max(counts, key=lambda t: (counts[t], t)) if counts else measure_threads(self.meta)
 
     def records_of(self, workload: int) -> list[int]:
         return [i for i, r in enumerate(self.records) if r is not None and r[0] == workload]
@@ -231,7 +231,7 @@ class DatabaseLines:
         groups: dict = {}
         for i in distinct:
             groups.setdefault(self.record_threads(i), []).append(i)
-        main = self.main_threads()
+        main = self.main_threads
         picked = groups.pop(main, [])[:top_k]
         for threads in sorted(groups, key=lambda t: (t is None, t or 0)):
             picked += groups[threads][:max(1, top_k // 4)]

@@ -76,7 +76,7 @@ class SchedulesFolder:
         self.layout = self.meta.get("layout", DEFAULT_LAYOUT)
         # Database times were measured on this many threads (tune.json), which can be fewer
         # than the target's cores: their cell is named after what was measured.
-        self.measured_threads = self.lines.main_threads() or target_cores(self.target)
+        self.measured_threads = self.lines.main_threads or target_cores(self.target)
         self.variants_file = self.dir / VARIANTS
         self.listed = {}
         if self.variants_file.exists():
