@@ -24,7 +24,7 @@ from mtcc import frontend
 from mtcc.bench import baselines
 from mtcc.tune import compile as build, database as schedules_db, driver as tuning
 from mtcc.frontend.tasks import legalize_and_fuse
-from onnx_factory import save, tiny_conv
+from onnx_factory import conv_batch_norm, save, tiny_conv
 
 TARGET = HOST_MCPU
 BUDGET = 8  # two batches of MetaSchedule's smallest batch (4): the kill lands after the first
@@ -190,6 +190,16 @@ def test_candidates_rank_each_thread_count_among_its_own(tmp_path):
     picked, valid, distinct = lines.candidates(0, 4)
     assert picked == [0, 1, 2, 3, 9] and (valid, distinct) == (10, 10)   # 4 // 4 = 1 of the 1-thread ones
     assert lines.candidates(0, 8)[0] == [0, 1, 2, 3, 4, 5, 9, 8]
+
+    # More 1-thread records than 2-thread ones (passes for a few tasks): the search on the
+    # target's cores stays the main group.
+    more = [record(40e-6 - k * 1e-6, 200 + k) for k in range(4)]      # lines 10-13: 1 thread again
+    (tmp_path / schedules_db.RECORDS).write_text("\n".join(two + one + more) + "\n")
+    runs.append({"measure_threads": 1, "records": [10, 14]})
+    (tmp_path / schedules_db.META).write_text(json.dumps({"runs": runs, "num_cores": 2}))
+    lines = schedules_db.DatabaseLines(tmp_path)
+    assert lines.main_threads == 2
+    assert lines.candidates(0, 4)[0] == [0, 1, 2, 3, 9]
 
 
 def test_repair_keeps_a_complete_last_line_without_newline(tmp_path):
@@ -504,3 +514,58 @@ def test_task_option_tunes_only_the_named_task(tuned_dir, tiny_model, tmp_path):
     assert bad.returncode == 2 and bad.stdout == ""
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "--task no_such_task" in lines[0] and task in lines[0], bad.stderr
+
+
+# ------------------------------------------------------------------ --refine: the tasks with most to win
+def test_refine_picks_the_tasks_with_most_time_to_win():
+    """time to win = calls x best µs x (1 - GFLOP/s / the 90th percentile of its kind's): a
+    slow task called often comes first; a task at its kind's reference, the only task of
+    its kind, or one without FLOPs never."""
+    from mtcc.tune import refine
+
+    tasks = [{"name": "fast_conv", "kind": "conv2d", "count": 1, "trials": 60, "best_us": 1000.0, "gflops": 200.0},
+             {"name": "small_slow", "kind": "conv2d", "count": 2, "trials": 5, "best_us": 100.0, "gflops": 50.0},
+             {"name": "big_half", "kind": "conv2d", "count": 1, "trials": 10, "best_us": 400.0, "gflops": 100.0},
+             {"name": "ref_conv", "kind": "conv2d", "count": 1, "trials": 60, "best_us": 900.0, "gflops": 200.0},
+             {"name": "softmax", "kind": "softmax", "count": 2, "trials": 30, "best_us": 40.0, "gflops": 1.5},
+             {"name": "layout", "kind": "layout_transform", "count": 7, "trials": 1, "best_us": 50.0, "gflops": None}]
+    assert refine.references(tasks) == {"conv2d": 200.0, "softmax": 1.5}
+    picked = refine.tasks_to_refine(tasks, 5)
+    assert [t["name"] for t in picked] == ["big_half", "small_slow"]   # 400 x 0.5 = 200 µs; 2 x 100 x 0.75 = 150
+    assert [t["name"] for t in refine.tasks_to_refine(tasks, 1)] == ["big_half"]
+    assert refine.refine_budget(picked, None) == 15 + 2 * refine.TRIALS_PER_TASK
+    assert refine.refine_budget(picked, 40) == 40
+
+
+@pytest.mark.slow  # two real tunes
+def test_refine_option_tunes_only_the_picked_tasks(tmp_path):
+    """--refine 1 on a model with three convolutions: the task the rule picks from the
+    records (tasks_to_refine on the summary the search wrote) gets the trials, no other;
+    --refine with --task, or without --resume, is refused in one line."""
+    from mtcc.tune import refine
+
+    model = Path(save(conv_batch_norm(), tmp_path / "convs.onnx"))
+    out = tmp_path / "schedules"
+    first = subprocess.run(_tune_cmd(model, out, "--json"), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    tasks = _one_json(first.stdout)["tasks"]
+    assert all(t["kind"] for t in tasks if t["gflops"]), "the summary names each task's kind"
+    before = {t["name"]: t["trials"] for t in tasks}
+    picked = [t["name"] for t in refine.tasks_to_refine(tasks, 1)]
+    assert picked, f"three convolutions, one of them behind the others: {tasks}"
+    cmd = _tune_cmd(model, out, "--resume", "--json", "--refine", "1")
+    cmd[cmd.index("--trials") + 1] = str(before[picked[0]] + 4)  # --trials counts the picked task's records
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = _one_json(r.stdout)
+    assert summary["refined"] == picked
+    after = {t["name"]: t["trials"] for t in summary["tasks"]}
+    assert {n: c for n, c in after.items() if n not in picked} == {n: c for n, c in before.items() if n not in picked}
+    assert after[picked[0]] > before[picked[0]]
+
+    for extra, needle in ((["--resume", "--task", picked[0]], "--refine"), ([], "--resume")):
+        bad = run_mtcc("tune", model, "--target", TARGET, "--out", out, "--stage", "search", "--refine", "1",
+                       *extra, timeout=300)
+        assert bad.returncode == 2 and bad.stdout == "", bad.stderr
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0], bad.stderr

@@ -242,6 +242,7 @@ Examples:
   mtcc tune model.onnx --trials 8 --rpc-tracker 127.0.0.1:9190 --rpc-key cpu --json
   mtcc tune model.onnx --out DIR --resume --task fused_conv2d_NCHW3c_add_relu --trials 200
   mtcc tune model.onnx --out DIR --resume --measure-threads 1 --task fused_conv2d_NCHWc17_add13_relu10 --trials 110
+  mtcc tune model.onnx --out DIR --resume --measure-threads 1 --refine 20   # the 20 tasks with most to win
 """,
 )
 @click.argument("model", type=click.Path(path_type=Path))
@@ -257,6 +258,11 @@ Examples:
 @click.option("--task", "only_tasks", multiple=True, metavar="NAME",
               help="Tune only this task (repeatable; names as `mtcc inspect` lists them); --trials then "
                    "counts the records of these tasks.")
+@click.option("--refine", type=click.IntRange(min=1), default=None, metavar="K",
+              help="With --resume: tune only the K tasks with the most time to win by their records "
+                   "(calls x best time x shortfall of their GFLOP/s from the 90th percentile of their kind's), "
+                   "e.g. the small tasks a shared budget left with a few trials. --trials then counts their "
+                   "records (default: what they hold plus 48 each).")
 @click.option("--layout", type=click.Choice(["NCHWc", "NCHW"]), default="NCHWc", show_default=True,
               help="Convolution data layout to tune and compile.")
 @click.option("--fold-batch-norm/--no-fold-batch-norm", "fold_batch_norm", default=None,
@@ -282,7 +288,7 @@ Examples:
               help="How characterization times a candidate: hot = calls back to back on the same data; cold = "
                    "one call at a time with the private caches evicted before each, as inside a model. "
                    "Default: what the folder's characterization.json used, else hot.")
-def tune_cmd(model, target, trials, out, resume, only_tasks, layout, fold_batch_norm, input_shapes, rpc_tracker, rpc_key,
+def tune_cmd(model, target, trials, out, resume, only_tasks, refine, layout, fold_batch_norm, input_shapes, rpc_tracker, rpc_key,
              measure_threads, stage, top_k, max_variants, calibration, caches, as_json):
     """Tune every operator task of MODEL with MetaSchedule (XGBoost cost model)."""
     from ..tune import driver as tuning
@@ -307,12 +313,14 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, layout, fold_batch_
         if not resume and holds_records(dest):
             raise BadInput(f"--out {dest}: already holds tuning records; pass --resume to continue them "
                            "or choose another --out")
+        if refine is not None and not resume:
+            raise BadInput("--refine needs --resume: it picks among the tasks of a folder already searched")
         command = "mtcc tune " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
         with render.TuneDisplay(console) as display:
             result = tuning.tune(model, target=tgt, trials=trials, out=dest, input_shapes=list(input_shapes),
                                  layout=layout, rpc=rpc, listeners=[display.update], command=command,
                                  only_tasks=list(only_tasks), fold_batch_norm=fold_batch_norm,
-                                 measure_threads=measure_threads)
+                                 measure_threads=measure_threads, refine=refine)
         summary = result.as_dict()
         if not as_json:
             render.print_tune_table(console, summary)

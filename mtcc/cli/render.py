@@ -151,6 +151,8 @@ def print_tune_table(console, s: dict) -> None:
         table.add_row(t["name"], str(t["count"]), str(t["trials"]), str(t["valid"]),
                       f"{t['best_us']:.1f}" if t["best_us"] else "-", f"{t['gflops']:.1f}" if t["gflops"] else "-")
     console.print(table)
+    if s.get("refined"):
+        console.print(f"refined (--refine): {', '.join(s['refined'])}")
     console.print(f"schedules: {s['out']}")
 
 

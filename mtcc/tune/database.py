@@ -193,9 +193,15 @@ class DatabaseLines:
 
     @cached_property
     def main_threads(self) -> int | None:
-        """The threads most of the records were timed on."""
+        """The threads of the main search: the target's cores (tune.json's num_cores) where
+        records were timed on them, else the threads most records were timed on.  Not the
+        majority alone: two 1-thread passes for a few tasks (`--refine`) can outnumber the
+        whole search's records, and every other task would then rank its own search as
+        the side group."""
         counts = Counter(self.record_threads(i) for i, r in enumerate(self.records) if r is not None)
         counts.pop(None, None)
+        if self.meta.get("num_cores") in counts:
+            return int(self.meta["num_cores"])
         return max(counts, key=lambda t: (counts[t], t)) if counts else measure_threads(self.meta)
 
     def records_of(self, workload: int) -> list[int]:

@@ -23,6 +23,7 @@ from ..frontend import tasks as task_mod
 from ..frontend.layout import DEFAULT_LAYOUT
 from ..target import describe, target_cores, target_mcpu, target_name
 from ..threads import use_threads
+from . import refine as refine_tasks
 from .database import (FAILED_SECS, FOLD_BATCH_NORM, IMPORT_OPTIONS, META, RECORDS, check_folder, holds_records,
                        import_options, mean_secs, open_for_tuning, open_readonly, read_meta, record_lines)
 
@@ -190,6 +191,7 @@ class TuneResult:
     trials_new: int
     wall_s: float
     tasks: list[dict]
+    refined: list[str] | None = None  # the tasks --refine picked
 
     def as_dict(self) -> dict:
         est = sum(t["best_us"] * t["count"] for t in self.tasks if t["best_us"] is not None)
@@ -202,6 +204,7 @@ class TuneResult:
             "tasks_tuned": sum(1 for t in self.tasks if t["best_us"] is not None),
             "estimated_latency_ms": round(est / 1e3, 4),
             "tasks": self.tasks,
+            **({"refined": self.refined} if self.refined is not None else {}),
         }
 
 
@@ -234,7 +237,8 @@ def _per_iter(remaining: int, num_tasks: int, cap: int) -> int:
 def tune(model_path, *, target, trials: int | None = None, out: str | Path | None = None,
          input_shapes=None, layout: str = DEFAULT_LAYOUT, rpc: RpcSpec | None = None,
          trials_per_iter: int = 32, seed: int = 0, listeners=(), command: str | None = None,
-         only_tasks=None, fold_batch_norm: bool | None = None, measure_threads: int | None = None) -> TuneResult:
+         only_tasks=None, fold_batch_norm: bool | None = None, measure_threads: int | None = None,
+         refine: int | None = None) -> TuneResult:
     """Tune every task of the model (or the tasks named in `only_tasks`) until the
     database holds `trials` records for them in all.  `fold_batch_norm` (None: on for a
     new folder, as recorded for one that holds records) is recorded in tune.json with the
@@ -242,7 +246,9 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     threads every candidate is timed on (default: the target's cores, or TVM_NUM_THREADS
     where exported); a run on other threads than the folder's others adds candidates
     tiled for that many cores, which characterization ranks among their own
-    (DatabaseLines.candidates)."""
+    (DatabaseLines.candidates).  `refine`: tune only that many tasks, those with the most
+    time to win by the records so far (tune.refine); `trials` then counts their records
+    (default: what they hold plus refine.TRIALS_PER_TASK each)."""
     import tvm.s_tir.meta_schedule as ms
 
     from .builder import WarmBuilder
@@ -262,10 +268,19 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
                  if not t.mod.attrs.get("tirx.is_scheduled", False)]  # as the contexts skip them
     all_views = [_TaskView(t.task_name, t.dispatched[0]) for t in extracted]
     all_weights = [t.weight for t in extracted]
+    flops = {t.name: t.flops for t in graph.tasks}
+    kinds = {t.name: t.kind for t in graph.tasks}
+    refined = None
+    if refine is not None:
+        if only_tasks:
+            raise BadInput("--refine picks the tasks itself: give it or --task, not both")
+        refined = refine_tasks.tasks_to_refine(_task_summary(db, all_views, all_weights, flops, kinds), refine)
+        if not refined:
+            raise BadInput(f"--refine: no task of {out} is below its kind's reference GFLOP/s (or none is tuned yet)")
+        only_tasks, trials = [t["name"] for t in refined], refine_tasks.refine_budget(refined, trials)
     extracted = _select_tasks(extracted, only_tasks, model.name)
     contexts = [_TaskView(t.task_name, t.dispatched[0]) for t in extracted]
     weights = [t.weight for t in extracted]
-    flops = {t.name: t.flops for t in graph.tasks}
     existing = records_by_task(db, contexts)
     progress = Progress(
         tasks=[TaskProgress(c.task_name, flops.get(c.task_name, 0.0), int(w), trials=len(r),
@@ -309,7 +324,8 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     result = TuneResult(
         model=model.name, target=describe(target), out=str(out), layout=layout,
         trials_requested=progress.budget, trials_existing=progress.existing,
-        trials_new=progress.new_trials, wall_s=wall, tasks=_task_summary(db, all_views, all_weights, flops),
+        trials_new=progress.new_trials, wall_s=wall, tasks=_task_summary(db, all_views, all_weights, flops, kinds),
+        refined=[t["name"] for t in refined] if refined is not None else None,
     )
     _write_meta(out, model, target, layout, options, result, command, noted, (first_record, record_lines(out)))
     return result
@@ -323,14 +339,16 @@ class _TaskView:
     mod: object
 
 
-def _task_summary(db, contexts, weights, flops) -> list[dict]:
+def _task_summary(db, contexts, weights, flops, kinds=None) -> list[dict]:
+    kinds = kinds or {}
     rows = []
     for ctx, weight, recs in zip(contexts, weights, records_by_task(db, contexts)):
         valid = [mean_secs(r.run_secs) for r in recs if mean_secs(r.run_secs) < FAILED_SECS]
         best = min(valid) if valid else None
         f = flops.get(ctx.task_name, 0.0)
         rows.append({
-            "name": ctx.task_name, "count": int(weight), "trials": len(recs), "valid": len(valid),
+            "name": ctx.task_name, "kind": kinds.get(ctx.task_name), "count": int(weight),
+            "trials": len(recs), "valid": len(valid),
             "best_us": round(best * 1e6, 3) if best else None,
             "gflops": round(f / best / 1e9, 2) if best and f else None,
         })
