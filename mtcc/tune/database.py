@@ -222,8 +222,8 @@ class DatabaseLines:
     def candidates(self, workload: int, top_k: int) -> tuple[list[int], int, int]:
         """(record indices of the top_k fastest distinct valid records, fastest first;
         how many valid records; how many distinct valid ones).  Records timed on other
-        thread counts than most (a search at 1 thread beside one at all cores) are ranked
-        among their own, and their fastest max(1, top_k // 4) come after: times taken on
+        thread counts than the main search's (main_threads: a search at 1 thread beside
+        one at all cores) are ranked among their own, and their fastest max(1, top_k // 4) come after: times taken on
         1 thread never beat those taken on 2, yet the code tiled for 1 core can be the
         fastest there (resnet50: a convolution 1.2x faster in the 1-core tables)."""
         valid = [i for i in self.records_of(workload) if self.record_secs(i) < FAILED_SECS]

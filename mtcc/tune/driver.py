@@ -339,8 +339,7 @@ class _TaskView:
     mod: object
 
 
-def _task_summary(db, contexts, weights, flops, kinds=None) -> list[dict]:
-    kinds = kinds or {}
+def _task_summary(db, contexts, weights, flops, kinds) -> list[dict]:
     rows = []
     for ctx, weight, recs in zip(contexts, weights, records_by_task(db, contexts)):
         valid = [mean_secs(r.run_secs) for r in recs if mean_secs(r.run_secs) < FAILED_SECS]
