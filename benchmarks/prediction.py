@@ -9,7 +9,7 @@ the default, predicted and measured in the same rounds; and (--explain) every ca
 alone as characterization times a candidate, and once in its place in the model.
 
 Usage: benchmarks/prediction.py BUNDLE... [--cores 1] [--rounds 5] [--repeat 10]
-       [--calibration FILE] [--explain] [--json OUT]
+       [--levels none,high] [--calibration FILE] [--explain] [--json OUT]
 Prints a table and, with --json, writes one JSON object.  A benchmark: it asserts nothing.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--calibration", default=None,
                     help="default: this CPU's among schedules/calibration/, else any there (interference.lookup)")
+    ap.add_argument("--levels", default=None, help="comma-separated levels (default: every calibrated one)")
     ap.add_argument("--explain", action="store_true", help="also time every call alone and in the sequence")
     ap.add_argument("--json", dest="json_out")
     a = ap.parse_args()
@@ -37,7 +38,7 @@ def main() -> None:
               "settings": {"cores": a.cores, "rounds": a.rounds, "repeat": a.repeat}, "models": []}
     for path in a.bundles:
         result = measure(path, cores=a.cores, rounds=a.rounds, repeat=a.repeat, calibration=a.calibration,
-                         explain=a.explain)
+                         levels=a.levels.split(",") if a.levels else None, explain=a.explain)
         report["models"].append(result)
         report["calibration"] = result["calibration"]
         for row in result["rows"]:
@@ -58,7 +59,8 @@ def main() -> None:
             if chosen:
                 print(f"{'':12s} {'':8s} selector switches {len(row['switched_tasks'])} tasks: predicted gain "
                       f"{100 * chosen['predicted_gain']:.1f} %, measured selected/default {chosen['measured_ratio']:.3f} "
-                      f"± {chosen['measured_ratio_error']:.3f} over {chosen['rounds']} rounds", flush=True)
+                      f"± {chosen['measured_ratio_error']:.3f} over {chosen['rounds']} rounds "
+                      f"(faster in {chosen['rounds_faster']})", flush=True)
             else:
                 print(f"{'':12s} {'':8s} selector keeps the default variants", flush=True)
     report["vcpu_sharing_after"] = machine.vcpu_sharing()

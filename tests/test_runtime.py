@@ -408,7 +408,7 @@ def _judged(quiet: dict, after: dict) -> tuple[list, list, list]:
 def pressure_bundle(models_dir, tmp_path_factory):
     """resnet50 (x86-64-v4 records built for this CPU) and a random input: of the examples
     the one whose tables predict gains under `high` at 1 core that the selector acts on
-    (3 blocks of 8, 3-24 % of each; squeezenet's best is 2.9 % of a block, below the
+    (at low, mid and high, 1-3 tasks; squeezenet's confirmed tables predict none above the
     selector's block margin), with blocks of 5-27 ms that the proxy reads above the
     host's noise."""
     import mtcc

@@ -25,6 +25,7 @@ from ..progress import Progress, say
 from ..tune.database import DatabaseLines, import_options
 from ..cells import LEVEL_ORDER, cell_key, default_core_counts
 from .store import CACHE_METHODS, CHARACTERIZATION, DEFAULT_CACHES, FORMAT, load_previous, merge_previous
+from .confirm import CONFIRM_ROUNDS, confirm_claims
 from .worker import BUILD_TIMEOUT_S, TIME_TIMEOUT_S, MeasuringWorker, WorkerError, cold_flush_bytes
 
 DEFAULT_MIN_TASK_US = 3.0
@@ -247,6 +248,7 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
                  min_task_us: float = DEFAULT_MIN_TASK_US, tasks: Iterable[str] | None = None,
                  stressor_cores: int | None = None, caches: str = DEFAULT_CACHES,
                  out=None, input_shapes=None, check_machine: bool = True,
+                 confirm_rounds: int = CONFIRM_ROUNDS, max_variants: int = 5,
                  progress: Progress = None) -> dict:
     """Measure the top-K candidates of every task at every core count x level (see
     mtcc.variants); returns the characterization dict, also written to `out` (default
@@ -267,6 +269,9 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
       written before each, so the call's weights come from the shared cache or memory
       as inside a model whose other calls passed through the private caches meanwhile.
       Cells of one method are never merged with the other's.
+    confirm_rounds: then every cell in which a variant the selection (at `max_variants`)
+      keeps beats its task's default is timed again as a pair in turns, this many rounds
+      (variants.confirm); 0 skips it.
     """
     from ..interference import machine
 
@@ -323,7 +328,8 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
         "settings": {"repeats": repeats, "min_repeat_ms": min_repeat_ms, "caches": caches,
                      "flush_bytes": flush_bytes, "stressor_cores": stressor_cores,
                      "footprint_pairs": footprint_pairs, "footprint_window_s": footprint_window_s,
-                     "min_task_us": min_task_us, "statistic": "lower quartile of the samples"},
+                     "min_task_us": min_task_us, "statistic": "lower quartile of the samples",
+                     "confirm_rounds": confirm_rounds},
         "tasks": all_tasks, "unmatched_workloads": unmatched,
         "runs": list(previous.get("runs", [])) if previous else [],
     }
@@ -354,6 +360,11 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
                                repeats=repeats, min_repeat_ms=min_repeat_ms, flush_bytes=flush_bytes,
                                footprint_pairs=footprint_pairs,
                                footprint_window_s=footprint_window_s, progress=progress)
+        if confirm_rounds:
+            run["claims_confirmed"] = confirm_claims(
+                state, db, cal, cores, max_variants=max_variants, rounds=confirm_rounds,
+                min_repeat_ms=min_repeat_ms, flush_bytes=flush_bytes, stressor_cores=stressor_cores,
+                save=save, only=set(chosen), progress=progress)
     finally:
         run["wall_s"] = round(time.time() - started, 2)
         run["load_average_after"] = machine.load_average()
@@ -414,7 +425,7 @@ def characterize_and_select(model_path, schedules_dir, *, max_variants: int = 5,
     from .evidence import evidence
     from .select import select_variants
 
-    char = characterize(model_path, schedules_dir, **kwargs)
+    char = characterize(model_path, schedules_dir, max_variants=max_variants, **kwargs)
     out = Path(kwargs["out"]).parent if kwargs.get("out") else Path(schedules_dir)
     select_variants(char, max_variants, out=out)
     return evidence(schedules_dir)["models"][0]

@@ -65,18 +65,46 @@ def footprint_error(cand: dict) -> float:
     return max(_half_iqr((cand.get("footprint") or {}).get("ratios")), FOOTPRINT_STEP)
 
 
-def beats(row: dict, other: dict) -> bool:
-    """`row` is faster than `other` in some latency cell, or lighter on a neighbour, by
-    more than the two measurements' errors together."""
+def beats_in(row: dict, other: dict) -> list[str]:
+    """The latency cells in which `row` is faster than `other` by more than the two
+    measurements' errors together."""
+    out = []
     for cell, us in row["table"].items():
         theirs = other["table"].get(cell)
         if theirs is None:
             continue
         margin = math.hypot(row["errors"].get(cell, 0.0), other["errors"].get(cell, 0.0))
         if us < theirs - margin:
-            return True
+            out.append(cell)
+    return out
+
+
+def beats(row: dict, other: dict) -> bool:
+    """`row` is faster than `other` in some latency cell, or lighter on a neighbour, by
+    more than the two measurements' errors together."""
+    if beats_in(row, other):
+        return True
     margin = math.hypot(footprint_error(row["cand"]), footprint_error(other["cand"]))
     return row["footprint"] < other["footprint"] - margin
+
+
+def apply_confirmations(task: dict, rows: list[dict]) -> None:
+    """Where a pair timed in turns (variants.confirm) tested a row's cell against another
+    candidate, the row's cell becomes that candidate's cell x the pair's median ratio,
+    its error the ratios' half interquartile range (at least MIN_RELATIVE_ERROR) of it:
+    the comparison the selector makes, measured as one."""
+    raw = {c["id"]: latency_table(c) for c in task["candidates"]}
+    for row in rows:
+        row["confirmed"] = {}
+        for cell, pair in (row["cand"].get("confirmed") or {}).items():
+            base = raw.get(pair.get("against"), {}).get(cell)
+            if base is None or cell not in row["table"]:
+                continue
+            spread = max(_half_iqr(pair["ratios"]), MIN_RELATIVE_ERROR * pair["ratio"])
+            row["table"][cell] = round(base * pair["ratio"], 4)
+            row["errors"][cell] = round(base * spread, 4)
+            row["confirmed"][cell] = {"against": pair["against"], "ratio": pair["ratio"],
+                                      "error": round(spread, 4), "rounds": len(pair["ratios"])}
 
 
 def worth_keeping(front: list[dict], reference: dict) -> list[dict]:
@@ -137,6 +165,12 @@ def select_variants(characterization, max_variants: int = 5, *, out=None, write:
                    "latency_alone_max_cores": table.get(cells["alone_max_cores"]) if cells["alone_max_cores"] else None}
             if all(row[o] is not None for o in objectives):
                 rows.append(row)
+        apply_confirmations(task, rows)
+        for row in rows:  # the objectives read the confirmed cells
+            row["latency_alone"] = row["table"].get(cells["alone"])
+            row["latency_pressure"] = row["table"].get(cells["pressure"])
+            if cells["alone_max_cores"]:
+                row["latency_alone_max_cores"] = row["table"].get(cells["alone_max_cores"])
         entry = {"name": task["name"], "count": task.get("count", 1)}
         if rows and not task.get("skipped"):
             front = pareto_front(rows, max_variants, objectives)
@@ -144,14 +178,14 @@ def select_variants(characterization, max_variants: int = 5, *, out=None, write:
             reference = next((r for r in front if r["cand"].get("rank") == 0), front[0])
             front = worth_keeping(front, reference)
             differs = best_alone_differs_under_pressure(front, objectives)
-            entry.update(measured=True, candidates_measured=len(rows))
+            entry.update(measured=True, candidates_measured=len(rows), default=reference["id"])
         else:
             # Too short to matter, not tuned, or nothing measured: the tuner's best, as is.
             front = [{"id": c["id"], "cand": c, "table": latency_table(c),
                       "footprint": footprint_objective((c.get("footprint") or {}).get("ratio"))}
                      for c in task["candidates"][:1]]
             differs = False
-            entry.update(measured=False, candidates_measured=len(rows),
+            entry.update(measured=False, candidates_measured=len(rows), default=front[0]["id"] if front else None,
                          reason=task.get("skipped") or "no candidate has every objective measured")
         variants = []
         source = "characterization"
@@ -169,6 +203,8 @@ def select_variants(characterization, max_variants: int = 5, *, out=None, write:
                           "sha256": cand["sha256"]},
                 "latency_us": latency,
                 "latency_error_us": dict(sorted(row.get("errors", {}).items(), key=lambda kv: cell_order(kv[0]))),
+                # cells a pair timed in turns against the default set (variants.confirm)
+                "latency_confirmed": dict(sorted(row.get("confirmed", {}).items(), key=lambda kv: cell_order(kv[0]))),
                 "footprint": row.get("footprint", 1.0),
                 "footprint_measured": (cand.get("footprint") or {}).get("ratio"),
                 "tuned_us": cand.get("tuned_us"),
@@ -186,7 +222,9 @@ def select_variants(characterization, max_variants: int = 5, *, out=None, write:
                                "best on every objective always kept (mtcc.variants.pareto.pareto_front); "
                                "then only those faster than every variant kept before them in some cell "
                                "by more than the cells' errors, or in footprint by more than the footprints' errors "
-                               "(mtcc.variants.select.worth_keeping)",
+                               "(mtcc.variants.select.worth_keeping); a cell in which a variant beat the default "
+                               "is read as the default's cell x the ratio of the two timed in turns "
+                               "(mtcc.variants.confirm; latency_confirmed)",
                        "min_relative_error": MIN_RELATIVE_ERROR, "footprint_step": FOOTPRINT_STEP},
         "max_variants": max_variants,
         "core_counts": char["core_counts"], "levels": char["levels"],

@@ -66,6 +66,10 @@ def merge_previous(tasks: list[dict], previous: dict | None, fingerprint: str,
             for key, cell in prev.get("cells", {}).items():
                 if same_levels or parse_cell(key)[1] == "none":
                     cand["cells"][key] = cell
+            # A pair's ratio (variants.confirm) stands while its cell does.
+            confirmed = {key: c for key, c in (prev.get("confirmed") or {}).items() if key in cand["cells"]}
+            if confirmed:
+                cand["confirmed"] = confirmed
             for field in ("footprint", "build_s"):  # not "error": a rerun tries a failed build again
                 if prev.get(field) is not None:
                     cand[field] = prev[field]
