@@ -274,13 +274,17 @@ def variant_rows(var: dict) -> tuple[list[str], list[list[str]]]:
     rows = []
     for t in var["tasks"]:
         for i, v in enumerate(t["variants"]):
-            note = ""
+            notes = []
             if i == 0:
-                note = ("alone != pressure" if t.get("best_alone_differs_under_pressure")
-                        else ("" if t.get("measured") else t.get("reason", "not measured")))
+                notes.append("alone != pressure" if t.get("best_alone_differs_under_pressure")
+                             else ("" if t.get("measured") else t.get("reason", "not measured")))
+            if v["id"] == t.get("default"):
+                notes.append("default")
+            # the cells a pair timed in turns against the default set: variant / default
+            notes += [f"{cell} pair {c['ratio']:.2f}" for cell, c in (v.get("latency_confirmed") or {}).items()]
             rows.append([t["name"] if i == 0 else "", str(t.get("count", 1)) if i == 0 else "", v["id"]]
                         + [f"{v['latency_us'][k]:.1f}" if k in v["latency_us"] else "-" for k in keys]
-                        + [f"{v['footprint']:.3f}", note])
+                        + [f"{v['footprint']:.3f}", ", ".join(n for n in notes if n)])
     return cols, rows
 
 
