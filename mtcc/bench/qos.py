@@ -2,7 +2,7 @@
 policy against ONNX Runtime and OpenVINO, in one run; and the same policies on many
 simulated cores.
 
-The method (README "Benchmarks" shows a run):
+The method (docs/results.md shows runs on 2 and 16 cores):
 
 - Load: seeded Poisson arrivals, the same request rate for every model of the mix.
 - Targets: X x a model's isolated latency on B cores (mtcc's, measured at the start by

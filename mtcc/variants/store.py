@@ -15,7 +15,7 @@ from ..cells import parse_cell
 FORMAT = "mtcc-characterization/1"
 CHARACTERIZATION = "characterization.json"
 CACHE_METHODS = ("hot", "cold")  # how a candidate is timed: see characterize's `caches`
-DEFAULT_CACHES = "hot"           # for a new characterization (README: "Do the tables predict the whole model?")
+DEFAULT_CACHES = "hot"           # for a new characterization (docs/results.md: "Do the tables predict the whole model?")
 
 
 def timed_with(characterization: dict) -> str:
