@@ -284,12 +284,15 @@ Examples:
               help="Variants kept per task (the Pareto set is capped at this).")
 @click.option("--calibration", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Calibration file (default schedules/calibration/<cpu>.json, else a quick 30 s calibration).")
+@click.option("--confirm-rounds", type=click.IntRange(min=0), default=10, show_default=True, metavar="N",
+              help="Time every cell in which a kept variant beats its task's default again, the two in turns for "
+                   "N rounds under that cell's cores and level; the selection reads the pair's ratio (0: skip).")
 @click.option("--caches", type=click.Choice(["hot", "cold"]), default=None,
               help="How characterization times a candidate: hot = calls back to back on the same data; cold = "
                    "one call at a time with the private caches evicted before each, as inside a model. "
                    "Default: what the folder's characterization.json used, else hot.")
 def tune_cmd(model, target, trials, out, resume, only_tasks, refine, layout, fold_batch_norm, input_shapes, rpc_tracker, rpc_key,
-             measure_threads, stage, top_k, max_variants, calibration, caches, as_json):
+             measure_threads, stage, top_k, max_variants, calibration, confirm_rounds, caches, as_json):
     """Tune every operator task of MODEL with MetaSchedule (XGBoost cost model)."""
     from ..tune import driver as tuning
     from ..tune.database import holds_records
@@ -328,7 +331,7 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, refine, layout, fol
         from .. import variants
 
         summary["variants"] = variants.characterize_and_select(
-            model, dest, top_k=top_k, max_variants=max_variants, calibration=calibration,
+            model, dest, top_k=top_k, max_variants=max_variants, calibration=calibration, confirm_rounds=confirm_rounds,
             caches=caches or variants.characterization_caches(dest),
             input_shapes=list(input_shapes), progress=lambda line: console.print(f"characterize: {line}"))
         if not as_json:

@@ -13,6 +13,7 @@ This package measures them and keeps the ones worth keeping:
     characterize  which cells to measure, a measuring session, the stage
     store         characterization.json: load, carry over, atomic save
     pareto        the non-dominated filter (any objectives)
+    confirm       every claim a variant beats its default, timed again as a pair in turns
     select        characterization.json -> variants.json
     evidence      what the variants are worth on paper (per-kernel sums)
 

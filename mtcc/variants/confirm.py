@@ -3,11 +3,12 @@ default, timed again as a pair -- the default and the variant in turns, round by
 under that cell's cores and level -- before the selection believes it.
 
 Why: characterization times candidates one after another, seconds to minutes apart,
-and a shared host drifts by more than the gains in between.  Measured on resnet50 at
-1 core under `high`: two candidates alike alone (r1441, r1442) read 1.44x and 1.00x
-their none cells in one pass, and 6 of its 12 pressure switches were within what a
-second pass moved.  A pair timed in turns sees the same drift and the same stressor
-phase, so their ratio is the comparison the selector makes.
+and a shared host drifts by more than the gains in between (resnet50 at 1 core: two
+candidates alike alone, r1441 and r1442, read 1.44x and 1.00x their none cells under
+`high` in one pass).  A pair timed in turns sees the same drift and the same stressor
+phase, so their ratio is the comparison the selector makes.  On the committed
+examples (2026-11-27, a Zen 4 VM) 72 of 168 claims did not hold as pairs; under
+resnet50's `1c/high` 9 of 11.
 
 The ratios land in characterization.json beside the cells they test (a candidate's
 "confirmed": {cell: {"against": default id, "ratios": [...], "ratio": median}}); the
@@ -57,11 +58,11 @@ def open_claims(char: dict, max_variants: int, only=None) -> list[tuple[dict, di
 
 
 def time_pair(session, key_a: str, key_b: str, level: str, rounds: int, min_repeat_ms: float,
-              flush_bytes: int = 0) -> tuple[list[float], list[float], list[float]]:
-    """(b/a per round, a's and b's samples in µs): a and b in turns -- which goes first
-    alternates -- the level's stressor resumed for both and paused between rounds."""
+              flush_bytes: int = 0) -> list[float]:
+    """b/a per round: a and b in turns -- which goes first alternates -- the level's
+    stressor resumed for both and paused between rounds."""
     stressor = session.stressors.get(level)
-    ratios, a_us, b_us = [], [], []
+    ratios = []
     for r in range(rounds):
         order = (key_a, key_b) if r % 2 == 0 else (key_b, key_a)
         got = {}
@@ -76,9 +77,7 @@ def time_pair(session, key_a: str, key_b: str, level: str, rounds: int, min_repe
                 stressor.pause()
         a, b = min(got[key_a]), min(got[key_b])  # each the lower of its two: robust_time's rule for 2
         ratios.append(round(b / a, 4))
-        a_us += got[key_a]
-        b_us += got[key_b]
-    return ratios, a_us, b_us
+    return ratios
 
 
 def confirm_claims(char: dict, db, cal: dict, cores: list[int], *, max_variants: int, rounds: int = CONFIRM_ROUNDS,
@@ -108,7 +107,7 @@ def confirm_claims(char: dict, db, cal: dict, cores: list[int], *, max_variants:
                         for cand in (default, variant):
                             session.worker.request(BUILD_TIMEOUT_S, cmd="build", key=keys[cand["id"]],
                                                    job=db.job(cand["record"]))
-                        ratios, _, _ = time_pair(session, keys[default["id"]], keys[variant["id"]],
+                        ratios = time_pair(session, keys[default["id"]], keys[variant["id"]],
                                                  parse_cell(cell)[1], rounds, min_repeat_ms, flush_bytes)
                     except WorkerError as e:
                         say(progress, f"{task['name']}/{variant['id']} at {cell}: {e} (the claim stays unconfirmed)")
