@@ -516,6 +516,34 @@ def test_task_option_tunes_only_the_named_task(tuned_dir, tiny_model, tmp_path):
     assert len(lines) == 1 and "--task no_such_task" in lines[0] and task in lines[0], bad.stderr
 
 
+@pytest.mark.slow  # the killed_and_resumed fixture: three real tunes
+def test_cold_caches_option_searches_a_task_the_way_the_model_runs_it(tuned_dir, tiny_model, tmp_path):
+    """`--cold-caches --task T`: a real search of T with MetaSchedule's CPU cache flush;
+    tune.json marks the run cold, and T then compiles from that search (applying_copy)."""
+    import shutil
+
+    from mtcc.tune.database import DatabaseLines, applying_copy
+
+    out = tmp_path / "schedules"
+    shutil.copytree(tuned_dir, out)
+    before = {t["name"]: t["trials"] for t in json.loads((out / "tune.json").read_text())["tasks"]}
+    task = max(before, key=lambda n: ("conv" in n, before[n]))
+    cmd = _tune_cmd(tiny_model, out, "--resume", "--json", "--task", task, "--cold-caches")
+    cmd[cmd.index("--trials") + 1] = str(before[task] + 4)
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = json.loads((out / "tune.json").read_text())["runs"][-1]
+    assert run["caches"] == "cold" and run["trials_new"] >= 4
+    lines = DatabaseLines(out)
+    first, end = run["records"]
+    (workload,) = {lines.records[i][0] for i in range(first, end)}
+    assert lines.cold_workloads == {workload}
+    assert all(lines.record_caches(i) == ("cold" if first <= i < end else "hot") for i in range(len(lines.records)))
+    applied = DatabaseLines(applying_copy(out, tmp_path / "copy"))
+    cold = sorted(lines.record_secs(i) for i in range(first, end))
+    assert sorted(applied.record_secs(i) for i in applied.records_of(workload)) == cold
+
+
 # ------------------------------------------------------------------ --refine: the tasks with most to win
 def test_refine_picks_the_tasks_with_most_time_to_win():
     """time to win = calls x best µs x (1 - GFLOP/s / the 90th percentile of its kind's): a

@@ -394,6 +394,56 @@ def test_bad_inputs(tmp_path, tiny_db):
         variants.select_variants(tmp_path)                                                # no characterization
 
 
+def test_a_cold_search_is_what_compiles_and_its_task_keeps_one_variant(tiny_db, tmp_path):
+    """A task searched with cold caches (`mtcc tune --cold-caches`) compiles from its
+    cold search although its hot records time lower (tune.database.applying_copy), ranks
+    candidates among its cold records only, and characterization times its cold best as
+    its one candidate."""
+    import mtcc
+    from mtcc.tune.database import RECORDS, DatabaseLines, applying_copy
+
+    folder = tmp_path / "schedules"
+    shutil.copytree(tiny_db["dir"], folder)
+    matmul = next(n for n in tiny_db["tasks"] if "matmul" in n)
+    records = folder / RECORDS
+    lines = [json.loads(x) for x in records.read_text().splitlines() if x.strip()]
+    hot = DatabaseLines(folder)
+    workload = next(w for w in {r[0] for r in lines}
+                    if len(hot.records_of(w)) == 5 and hot.candidates(w, 1)[0]
+                    and hot.record_secs(hot.candidates(w, 1)[0][0]) > 2e-5)  # matmul's (50 us made up)
+    # a cold run: the third hand schedule again, timed cold (slower than every hot time)
+    third = sorted(hot.records_of(workload), key=hot.record_secs)[2]
+    cold = json.loads(json.dumps(lines[third]))
+    cold[1][1] = [5e-3]
+    n0 = len(lines)
+    records.write_text(records.read_text() + json.dumps(cold) + "\n")
+    meta = json.loads((folder / "tune.json").read_text())
+    meta["runs"] = [{"records": [0, n0]}, {"records": [n0, n0 + 1], "caches": "cold", "measure_threads": 1}]
+    (folder / "tune.json").write_text(json.dumps(meta))
+
+    db = DatabaseLines(folder)
+    assert db.cold_workloads == {workload} and db.record_caches(n0) == "cold" and db.record_caches(0) == "hot"
+    assert db.candidates(workload, 8)[0] == [n0]
+    applied = DatabaseLines(applying_copy(folder, tmp_path / "copy"))
+    assert [applied.record_secs(i) for i in applied.records_of(workload)] == [5e-3]
+    assert len(applied.records) == n0 + 1 - 5  # the task's five other records left out, no other
+
+    kwargs = dict(calibration={"levels": {"none": {"stressor": None}}}, top_k=2, repeats=1,
+                  min_repeat_ms=2, core_counts=[1], footprint_pairs=1, footprint_window_s=0.01,
+                  check_machine=False)
+    char = variants.characterize(tiny_db["model"], folder, **kwargs)
+    task = next(t for t in char["tasks"] if t["name"] == matmul)
+    assert "cold caches" in task["note"] and not task["skipped"]
+    assert [c["id"] for c in task["candidates"]] == [f"r{n0}"] and task["candidates"][0]["tuned_threads"] == 1
+    var = variants.select_variants(folder)
+    entry = next(t for t in var["tasks"] if t["name"] == matmul)
+    (only,) = entry["variants"]
+    # timed as every candidate is (the block tables stay one method), and the one kept
+    assert entry["measured"] and only["id"] == f"r{n0}" and only["latency_us"]["1c/none"] > 0
+    bundle = mtcc.pack(tiny_db["model"], folder, tmp_path / "tiny.mtcc", target=TARGET)
+    assert bundle is not None
+
+
 def test_restricted_run_keeps_other_tasks(tiny_db, tmp_path):
     """A run restricted to some tasks neither measures nor forgets the others."""
     folder = tmp_path / "schedules"

@@ -243,6 +243,7 @@ Examples:
   mtcc tune model.onnx --out DIR --resume --task fused_conv2d_NCHW3c_add_relu --trials 200
   mtcc tune model.onnx --out DIR --resume --measure-threads 1 --task fused_conv2d_NCHWc17_add13_relu10 --trials 110
   mtcc tune model.onnx --out DIR --resume --measure-threads 1 --refine 20   # the 20 tasks with most to win
+  mtcc tune model.onnx --out DIR --resume --cold-caches --task fused_conv2d_NCHWc17_add13_relu10 --trials 200
 """,
 )
 @click.argument("model", type=click.Path(path_type=Path))
@@ -275,6 +276,11 @@ Examples:
               help="Time every candidate on N threads (default: the target's cores). A run with --measure-threads 1 "
                    "beside the all-core search adds candidates tiled for one core: characterization ranks them "
                    "among their own, so the 1-core tables get their fastest.")
+@click.option("--cold-caches", is_flag=True,
+              help="Time every candidate once per run with its weights and other operands flushed from the caches "
+                   "(MetaSchedule's CPU cache flush), as they are inside the model: for tasks that run slower in "
+                   "place than alone (`mtcc profile`). The folder then compiles these tasks from this search, and "
+                   "characterization keeps its best as their one variant.")
 @click.option("--stage", type=click.Choice(["all", "search", "characterize"]), default="all", show_default=True,
               help="search: MetaSchedule only; characterize: measure the top-K candidates already in --out "
                    "under interference and write variants.json (resumable); all: search, then characterize.")
@@ -292,7 +298,7 @@ Examples:
                    "one call at a time with the private caches evicted before each, as inside a model. "
                    "Default: what the folder's characterization.json used, else hot.")
 def tune_cmd(model, target, trials, out, resume, only_tasks, refine, layout, fold_batch_norm, input_shapes, rpc_tracker, rpc_key,
-             measure_threads, stage, top_k, max_variants, calibration, confirm_rounds, caches, as_json):
+             measure_threads, cold_caches, stage, top_k, max_variants, calibration, confirm_rounds, caches, as_json):
     """Tune every operator task of MODEL with MetaSchedule (XGBoost cost model)."""
     from ..tune import driver as tuning
     from ..tune.database import holds_records
@@ -323,7 +329,7 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, refine, layout, fol
             result = tuning.tune(model, target=tgt, trials=trials, out=dest, input_shapes=list(input_shapes),
                                  layout=layout, rpc=rpc, listeners=[display.update], command=command,
                                  only_tasks=list(only_tasks), fold_batch_norm=fold_batch_norm,
-                                 measure_threads=measure_threads, refine=refine)
+                                 measure_threads=measure_threads, refine=refine, cold_caches=cold_caches)
         summary = result.as_dict()
         if not as_json:
             render.print_tune_table(console, summary)

@@ -278,6 +278,7 @@ def variant_rows(var: dict) -> tuple[list[str], list[list[str]]]:
             if i == 0:
                 notes.append("alone != pressure" if t.get("best_alone_differs_under_pressure")
                              else ("" if t.get("measured") else t.get("reason", "not measured")))
+                notes.append(t.get("note", ""))
             if v["id"] == t.get("default"):
                 notes.append("default")
             # the cells a pair timed in turns against the default set: variant / default

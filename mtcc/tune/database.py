@@ -9,7 +9,9 @@
   repairing a crash's damage in place (a torn last line, duplicates).  Only tuning
   writes into a schedules folder.
 - `open_readonly(dir)`: the same database over a repaired *copy*, for compiling and
-  packing: reading a folder never rewrites committed files.
+  packing: reading a folder never rewrites committed files.  In that copy a task searched
+  with cold caches (`mtcc tune --cold-caches`) keeps only its cold records, so its cold
+  search's best is what compiles (`applying_copy`).
 - `DatabaseLines(dir)`: the raw lines, so that a record is named by its line numbers
   (workload index, record index), stable while MetaSchedule only appends.
 """
@@ -31,6 +33,7 @@ RECORDS = "database_tuning_record.json"
 META = "tune.json"
 FILES = (WORKLOADS, RECORDS, META)
 FAILED_SECS = 1e9  # MetaSchedule stores failed candidates with run_secs 1e10
+COLD = "cold"      # a run's "caches" in tune.json: candidates timed with the caches flushed
 
 
 def mean_secs(run_secs) -> float:
@@ -150,16 +153,33 @@ def copy_folder(schedules: Path, dest: Path) -> Path:
     return dest
 
 
+def applying_copy(schedules: Path, dest: Path) -> Path:
+    """A copy of the folder's database for MetaSchedule to apply: repaired, and without
+    the other records of a task searched with cold caches -- cold times are always the
+    higher, so the hot records would win a plain "fastest record" although the cold
+    search ranked its candidates by what they do inside the model."""
+    copy = copy_folder(schedules, dest)
+    lines = DatabaseLines(copy)
+    drop = {i for i, rec in enumerate(lines.records)
+            if rec is not None and rec[0] in lines.cold_workloads and lines.record_caches(i) != COLD}
+    if drop:
+        path = copy / RECORDS
+        lines_kept = [line for i, line in enumerate(x for x in path.read_bytes().split(b"\n") if x.strip())
+                      if i not in drop]  # indexed as read_json_lines does: blank lines skipped
+        path.write_bytes(b"".join(line + b"\n" for line in lines_kept))
+    repair(copy)
+    return copy
+
+
 def open_readonly(schedules) -> object:
     """MetaSchedule's JSONDatabase of a schedules folder, for compiling: it reads a
-    repaired copy (JSONDatabase loads every line when it is made), so the folder --
+    copy (applying_copy; JSONDatabase loads every line when it is made), so the folder --
     committed, read-only in CI, or still being appended to by a tune -- is never written."""
     import tvm.s_tir.meta_schedule as ms
 
     schedules = check_folder(Path(schedules))
     with tempfile.TemporaryDirectory(prefix="mtcc-db-") as tmp:
-        copy = copy_folder(schedules, Path(tmp))
-        repair(copy)
+        copy = applying_copy(schedules, Path(tmp))
         return ms.database.JSONDatabase(work_dir=str(copy), module_equality="structural")
 
 
@@ -190,6 +210,21 @@ class DatabaseLines:
             if first <= index < end and run.get("measure_threads"):
                 return int(run["measure_threads"])
         return measure_threads(self.meta)
+
+    def record_caches(self, index: int) -> str:
+        """How record `index` was timed: its run's "caches" (cold for `--cold-caches`),
+        else hot."""
+        for run in self.meta.get("runs", []):
+            first, end = run.get("records") or (0, 0)
+            if first <= index < end:
+                return run.get("caches", "hot")
+        return "hot"
+
+    @cached_property
+    def cold_workloads(self) -> set[int]:
+        """Workloads with a valid record from a cold-cache search: they compile from it."""
+        return {r[0] for i, r in enumerate(self.records)
+                if r is not None and mean_secs(r[1][1]) < FAILED_SECS and self.record_caches(i) == COLD}
 
     @cached_property
     def main_threads(self) -> int | None:
@@ -227,6 +262,8 @@ class DatabaseLines:
         1 thread never beat those taken on 2, yet the code tiled for 1 core can be the
         fastest there (resnet50: a convolution 1.2x faster in the 1-core tables)."""
         valid = [i for i in self.records_of(workload) if self.record_secs(i) < FAILED_SECS]
+        if workload in self.cold_workloads:  # ranked by its cold search alone (applying_copy)
+            valid = [i for i in valid if self.record_caches(i) == COLD]
         valid.sort(key=lambda i: (self.record_secs(i), i))
         seen, distinct = set(), []
         for i in valid:
@@ -234,6 +271,8 @@ class DatabaseLines:
             if sha not in seen:
                 seen.add(sha)
                 distinct.append(i)
+        if workload in self.cold_workloads:  # one search, whatever its threads
+            return distinct[:top_k], len(valid), len(distinct)
         groups: dict = {}
         for i in distinct:
             groups.setdefault(self.record_threads(i), []).append(i)

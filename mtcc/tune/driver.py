@@ -24,7 +24,7 @@ from ..frontend.layout import DEFAULT_LAYOUT
 from ..target import describe, target_cores, target_mcpu, target_name
 from ..threads import use_threads
 from . import refine as refine_tasks
-from .database import (FAILED_SECS, FOLD_BATCH_NORM, IMPORT_OPTIONS, META, RECORDS, check_folder, holds_records,
+from .database import (COLD, FAILED_SECS, FOLD_BATCH_NORM, IMPORT_OPTIONS, META, RECORDS, check_folder, holds_records,
                        import_options, mean_secs, open_for_tuning, open_readonly, read_meta, record_lines)
 
 
@@ -132,21 +132,27 @@ class RpcSpec:
         return RpcSpec(host, int(port), key)
 
 
-def _evaluator():
+def _evaluator(cold_caches: bool = False):
     from tvm.s_tir.meta_schedule.runner import EvaluatorConfig
 
+    if cold_caches:
+        # Every argument but the first (the input, which the layer before just wrote)
+        # flushed from the caches before each single run: weights and residual come from
+        # memory, as inside the model.  resnet50's six slowest convolutions in place,
+        # searched this way at 1 thread: the whole model 0.945x on 1 core, 0.927x on 2.
+        return EvaluatorConfig(number=1, repeat=10, min_repeat_ms=0, enable_cpu_cache_flush=True)
     # 3 runs of at least 50 ms each: stable enough on a noisy VM without dominating tune time
     return EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False)
 
 
-def make_runner(rpc: RpcSpec | None):
+def make_runner(rpc: RpcSpec | None, cold_caches: bool = False):
     from tvm.s_tir.meta_schedule.runner import LocalRunner, RPCConfig, RPCRunner
 
     if rpc is None:
-        return LocalRunner(evaluator_config=_evaluator())
+        return LocalRunner(evaluator_config=_evaluator(cold_caches))
     config = RPCConfig(tracker_host=rpc.host, tracker_port=rpc.port, tracker_key=rpc.key,
                        session_priority=1, session_timeout_sec=120)
-    return RPCRunner(rpc_config=config, evaluator_config=_evaluator(), max_workers=1)
+    return RPCRunner(rpc_config=config, evaluator_config=_evaluator(cold_caches), max_workers=1)
 
 
 def check_tracker(rpc: RpcSpec, timeout: float = 5.0) -> None:
@@ -238,7 +244,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
          input_shapes=None, layout: str = DEFAULT_LAYOUT, rpc: RpcSpec | None = None,
          trials_per_iter: int = 32, seed: int = 0, listeners=(), command: str | None = None,
          only_tasks=None, fold_batch_norm: bool | None = None, measure_threads: int | None = None,
-         refine: int | None = None) -> TuneResult:
+         refine: int | None = None, cold_caches: bool = False) -> TuneResult:
     """Tune every task of the model (or the tasks named in `only_tasks`) until the
     database holds `trials` records for them in all.  `fold_batch_norm` (None: on for a
     new folder, as recorded for one that holds records) is recorded in tune.json with the
@@ -248,7 +254,10 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     tiled for that many cores, which characterization ranks among their own
     (DatabaseLines.candidates).  `refine`: tune only that many tasks, those with the most
     time to win by the records so far (tune.refine); `trials` then counts their records
-    (default: what they hold plus refine.TRIALS_PER_TASK each)."""
+    (default: what they hold plus refine.TRIALS_PER_TASK each).  `cold_caches`: time
+    every candidate with its weights and other operands flushed from the caches (see
+    _evaluator); the folder then applies these tasks' cold search and characterization
+    leaves them one variant (tune.database.DatabaseLines.cold_workloads)."""
     import tvm.s_tir.meta_schedule as ms
 
     from .builder import WarmBuilder
@@ -303,10 +312,10 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
             check_tracker(rpc)
         log_dir = out / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        _note_run_started(out, model, target, layout, options, command)
+        _note_run_started(out, model, target, layout, options, command, cold_caches)
         contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, str(log_dir), seed=seed)
         builder = WarmBuilder()
-        runner = make_runner(rpc)
+        runner = make_runner(rpc, cold_caches)
         try:
             ms.tune_tasks(
                 tasks=contexts, task_weights=[float(w) for w in weights], work_dir=str(log_dir),
@@ -386,7 +395,7 @@ def _save_meta(out: Path, meta: dict) -> None:
     os.replace(tmp, out / META)
 
 
-def _new_run(meta: dict, command: str | None) -> dict:
+def _new_run(meta: dict, command: str | None, cold_caches: bool = False) -> dict:
     """Append this run's entry; any run still "running" was killed before it ended."""
     for run in meta["runs"]:
         if run.get("status") == "running":
@@ -394,15 +403,18 @@ def _new_run(meta: dict, command: str | None) -> dict:
     run = {"command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "status": "running",
            "machine": machine_description(),
            "measure_threads": int(os.environ.get("TVM_NUM_THREADS", "0")) or None}
+    if cold_caches:
+        run["caches"] = COLD  # the records' times are not comparable with the others'
     meta["runs"].append(run)
     return run
 
 
-def _note_run_started(out: Path, model, target, layout: str, options: dict[str, bool], command: str | None) -> None:
+def _note_run_started(out: Path, model, target, layout: str, options: dict[str, bool], command: str | None,
+                      cold_caches: bool = False) -> None:
     """Record the run before its first trial, so a run that is killed is still listed
     (its command, date and machine) and the next run can say it was interrupted."""
     meta = _base_meta(out, model, target, layout, options)
-    _new_run(meta, command)
+    _new_run(meta, command, cold_caches)
     _save_meta(out, meta)
 
 

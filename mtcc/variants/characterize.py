@@ -75,9 +75,14 @@ def _task_entry(task: dict, db: DatabaseLines, top_k: int, min_task_us: float) -
     entry["tuned_us"] = round(db.record_secs(picked[0]) * 1e6, 3)
     entry["candidates"] = [
         {"id": f"r{i}", "record": i, "sha256": db.record_sha(i), "rank": rank,
-         "tuned_us": round(db.record_secs(i) * 1e6, 3), "build_s": None, "error": None,
-         "cells": {}, "footprint": None}
+         "tuned_us": round(db.record_secs(i) * 1e6, 3), "tuned_threads": db.record_threads(i),
+         "build_s": None, "error": None, "cells": {}, "footprint": None}
         for rank, i in enumerate(picked)]
+    if task["workload"] in db.cold_workloads:
+        # Its cold search's best is what compiles (rank 0), and its candidates come from
+        # that search alone (DatabaseLines.candidates): a hot search's would beat them in
+        # the tables, timed hot, and lose in the model.
+        entry["note"] = "searched with cold caches (mtcc tune --cold-caches): candidates from that search only"
     if entry["tuned_us"] < min_task_us:
         entry["skipped"] = (f"best tuned time {entry['tuned_us']:.2f} us < {min_task_us} us: "
                             "too short for the variant choice to matter")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import BadInput
 from ..progress import Progress, say
-from ..tune.database import DatabaseLines, check_folder, copy_folder, repair
+from ..tune.database import DatabaseLines, applying_copy, check_folder, copy_folder
 from ..cells import cell_key
 from .select import VARIANTS, load_variants
 from .worker import scheduled_module
@@ -57,8 +57,9 @@ class SchedulesFolder:
         self.progress = progress
         self._tmp = tempfile.TemporaryDirectory(prefix="mtcc-schedules-")
         raw = copy_folder(self.dir, Path(self._tmp.name) / "raw")
-        clean = copy_folder(raw, Path(self._tmp.name) / "clean")
-        repair(clean)  # MetaSchedule's copy has a torn last line cut; line numbers are raw's
+        # MetaSchedule's copy: a torn last line cut, a cold search's task without its other
+        # records (applying_copy); line numbers are raw's
+        clean = applying_copy(raw, Path(self._tmp.name) / "clean")
         import tvm.s_tir.meta_schedule as ms
 
         self.lines = DatabaseLines(raw)

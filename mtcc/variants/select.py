@@ -172,6 +172,8 @@ def select_variants(characterization, max_variants: int = 5, *, out=None, write:
             if cells["alone_max_cores"]:
                 row["latency_alone_max_cores"] = row["table"].get(cells["alone_max_cores"])
         entry = {"name": task["name"], "count": task.get("count", 1)}
+        if task.get("note"):  # e.g. a cold search's task: one candidate by design
+            entry["note"] = task["note"]
         if rows and not task.get("skipped"):
             front = pareto_front(rows, max_variants, objectives)
             # The packer runs the tuner's best (rank 0) by default where it is kept.
@@ -193,9 +195,11 @@ def select_variants(characterization, max_variants: int = 5, *, out=None, write:
             cand = row["cand"]
             latency = dict(sorted(row["table"].items(), key=lambda kv: cell_order(kv[0])))
             if not latency and cand.get("tuned_us") is not None:
-                # A task too short to characterize: the tuner's own measurement, made with
-                # the target's thread count on a quiet core set (labelled latency_source).
-                latency = {cell_key(target_cores_of(char["target"]), "none"): cand["tuned_us"]}
+                # A task left out of characterization: the tuner's own measurement, made on
+                # the threads its run used (else the target's cores) on a quiet core set
+                # (labelled latency_source).
+                threads = cand.get("tuned_threads") or target_cores_of(char["target"])
+                latency = {cell_key(threads, "none"): cand["tuned_us"]}
                 source = "tuning"
             variants.append({
                 "id": cand["id"],
