@@ -280,7 +280,7 @@ Examples:
               help="Time every candidate once per run with its weights and other operands flushed from the caches "
                    "(MetaSchedule's CPU cache flush), as they are inside the model: for tasks that run slower in "
                    "place than alone (`mtcc profile`). The folder then compiles these tasks from this search, and "
-                   "characterization keeps its best as their one variant.")
+                   "characterization takes their candidates from it alone.")
 @click.option("--stage", type=click.Choice(["all", "search", "characterize"]), default="all", show_default=True,
               help="search: MetaSchedule only; characterize: measure the top-K candidates already in --out "
                    "under interference and write variants.json (resumable); all: search, then characterize.")

@@ -153,15 +153,19 @@ def copy_folder(schedules: Path, dest: Path) -> Path:
     return dest
 
 
-def applying_copy(schedules: Path, dest: Path) -> Path:
+def applying_copy(schedules: Path, dest: Path, lines: "DatabaseLines | None" = None) -> Path:
     """A copy of the folder's database for MetaSchedule to apply: repaired, and without
     the other records of a task searched with cold caches -- cold times are always the
     higher, so the hot records would win a plain "fastest record" although the cold
-    search ranked its candidates by what they do inside the model."""
+    search ranked its candidates by what they do inside the model.  `lines`: the
+    folder's, when the caller has them already (they are parsed only for a folder with
+    a cold run)."""
     copy = copy_folder(schedules, dest)
-    lines = DatabaseLines(copy)
-    drop = {i for i, rec in enumerate(lines.records)
-            if rec is not None and rec[0] in lines.cold_workloads and lines.record_caches(i) != COLD}
+    drop = set()
+    if any(run.get("caches") == COLD for run in read_meta(copy).get("runs", [])):
+        lines = lines or DatabaseLines(copy)
+        drop = {i for i, rec in enumerate(lines.records)
+                if rec is not None and rec[0] in lines.cold_workloads and lines.record_caches(i) != COLD}
     if drop:
         path = copy / RECORDS
         lines_kept = [line for i, line in enumerate(x for x in path.read_bytes().split(b"\n") if x.strip())
@@ -202,23 +206,25 @@ class DatabaseLines:
         """Structural hash (as MetaSchedule stores it) -> workload line."""
         return {self.workload_hash(i): i for i in range(len(self.workloads)) if self.workloads[i] is not None}
 
+    def _run_of(self, index: int) -> dict:
+        """The tune.json run whose record lines hold record `index` ({} for none: runs
+        before tune.json noted their lines)."""
+        for run in self.meta.get("runs", []):
+            first, end = run.get("records") or (0, 0)
+            if first <= index < end:
+                return run
+        return {}
+
     def record_threads(self, index: int) -> int | None:
         """Threads record `index` was timed on: its run's (tune.json notes each run's
         lines), else measure_threads of the folder."""
-        for run in self.meta.get("runs", []):
-            first, end = run.get("records") or (0, 0)
-            if first <= index < end and run.get("measure_threads"):
-                return int(run["measure_threads"])
-        return measure_threads(self.meta)
+        threads = self._run_of(index).get("measure_threads")
+        return int(threads) if threads else measure_threads(self.meta)
 
     def record_caches(self, index: int) -> str:
         """How record `index` was timed: its run's "caches" (cold for `--cold-caches`),
         else hot."""
-        for run in self.meta.get("runs", []):
-            first, end = run.get("records") or (0, 0)
-            if first <= index < end:
-                return run.get("caches", "hot")
-        return "hot"
+        return self._run_of(index).get("caches", "hot")
 
     @cached_property
     def cold_workloads(self) -> set[int]:
@@ -261,9 +267,9 @@ class DatabaseLines:
         one at all cores) are ranked among their own, and their fastest max(1, top_k // 4) come after: times taken on
         1 thread never beat those taken on 2, yet the code tiled for 1 core can be the
         fastest there (resnet50: a convolution 1.2x faster in the 1-core tables)."""
-        valid = [i for i in self.records_of(workload) if self.record_secs(i) < FAILED_SECS]
-        if workload in self.cold_workloads:  # ranked by its cold search alone (applying_copy)
-            valid = [i for i in valid if self.record_caches(i) == COLD]
+        cold = workload in self.cold_workloads  # ranked by its cold search alone (applying_copy)
+        valid = [i for i in self.records_of(workload) if self.record_secs(i) < FAILED_SECS
+                 and (not cold or self.record_caches(i) == COLD)]
         valid.sort(key=lambda i: (self.record_secs(i), i))
         seen, distinct = set(), []
         for i in valid:
@@ -271,7 +277,7 @@ class DatabaseLines:
             if sha not in seen:
                 seen.add(sha)
                 distinct.append(i)
-        if workload in self.cold_workloads:  # one search, whatever its threads
+        if cold:  # one search, whatever its threads
             return distinct[:top_k], len(valid), len(distinct)
         groups: dict = {}
         for i in distinct:

@@ -139,7 +139,7 @@ def _evaluator(cold_caches: bool = False):
         # Every argument but the first (the input, which the layer before just wrote)
         # flushed from the caches before each single run: weights and residual come from
         # memory, as inside the model.  resnet50's six slowest convolutions in place,
-        # searched this way at 1 thread: the whole model 0.945x on 1 core, 0.927x on 2.
+        # searched this way at 1 thread: the whole model 0.945-0.977x on 1 core, 0.927-0.947x on 2.
         return EvaluatorConfig(number=1, repeat=10, min_repeat_ms=0, enable_cpu_cache_flush=True)
     # 3 runs of at least 50 ms each: stable enough on a noisy VM without dominating tune time
     return EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False)
@@ -256,8 +256,8 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     time to win by the records so far (tune.refine); `trials` then counts their records
     (default: what they hold plus refine.TRIALS_PER_TASK each).  `cold_caches`: time
     every candidate with its weights and other operands flushed from the caches (see
-    _evaluator); the folder then applies these tasks' cold search and characterization
-    leaves them one variant (tune.database.DatabaseLines.cold_workloads)."""
+    _evaluator); the folder then applies these tasks' cold search, and characterization
+    takes their candidates from it alone (tune.database.DatabaseLines.cold_workloads)."""
     import tvm.s_tir.meta_schedule as ms
 
     from .builder import WarmBuilder

@@ -57,12 +57,12 @@ class SchedulesFolder:
         self.progress = progress
         self._tmp = tempfile.TemporaryDirectory(prefix="mtcc-schedules-")
         raw = copy_folder(self.dir, Path(self._tmp.name) / "raw")
+        self.lines = DatabaseLines(raw)
         # MetaSchedule's copy: a torn last line cut, a cold search's task without its other
         # records (applying_copy); line numbers are raw's
-        clean = applying_copy(raw, Path(self._tmp.name) / "clean")
+        clean = applying_copy(raw, Path(self._tmp.name) / "clean", self.lines)
         import tvm.s_tir.meta_schedule as ms
 
-        self.lines = DatabaseLines(raw)
         self.database = ms.database.JSONDatabase(work_dir=str(clean), module_equality="structural")
         self.meta = self.lines.meta
         from ..frontend.layout import DEFAULT_LAYOUT
