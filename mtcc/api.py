@@ -48,15 +48,19 @@ def compile(model, schedules=None, target=None, input_shapes=None, layout=None):
     (None: TVM's default schedules).  The target defaults to the one the schedules were
     tuned for (read from their tune.json), else x86-64-v4 on this machine's cores.
     Returns a tune.compile.Compiled; `.session().run(*arrays)` runs it."""
+    from . import variants
     from .target import PORTABLE_MCPU
     from .tune import database as schedules_db
     from .tune.compile import compile_module
 
     options = schedules_db.import_options(schedules_db.read_meta(schedules)) if schedules is not None else {}
     model_info, mod = frontend.import_model(model, input_shapes, **options)
-    database = schedules_db.open_readonly(schedules) if schedules is not None else None
+    lines = schedules_db.DatabaseLines(schedules) if schedules is not None else None
+    # a task searched cold compiles from its default in variants.json (applying_copy)
+    database = (schedules_db.open_readonly(schedules, variants.default_records(schedules, lines), lines)
+                if schedules is not None else None)
     if target is None:  # the folder's own target (one definition: DatabaseLines.target)
-        target = schedules_db.DatabaseLines(schedules).target() if schedules is not None else make_target(PORTABLE_MCPU)
+        target = lines.target() if lines is not None else make_target(PORTABLE_MCPU)
     elif isinstance(target, str):
         target = parse_target(target)
     chosen_layout = layout or (schedules_db.layout_of(schedules) if schedules is not None else tasks.DEFAULT_LAYOUT)

@@ -279,8 +279,9 @@ Examples:
 @click.option("--cold-caches", is_flag=True,
               help="Time every candidate once per run with its weights and other operands flushed from the caches "
                    "(MetaSchedule's CPU cache flush), as they are inside the model: for tasks that run slower in "
-                   "place than alone (`mtcc profile`). The folder then compiles these tasks from this search, and "
-                   "characterization takes their candidates from it alone.")
+                   "place than alone (`mtcc profile`). The folder then compiles these tasks from this search; "
+                   "characterization ranks its candidates first, keeps the earlier ones after them, and times "
+                   "a claim that an earlier one is faster as a cold pair.")
 @click.option("--stage", type=click.Choice(["all", "search", "characterize"]), default="all", show_default=True,
               help="search: MetaSchedule only; characterize: measure the top-K candidates already in --out "
                    "under interference and write variants.json (resumable); all: search, then characterize.")

@@ -10,8 +10,8 @@
   writes into a schedules folder.
 - `open_readonly(dir)`: the same database over a repaired *copy*, for compiling and
   packing: reading a folder never rewrites committed files.  In that copy a task searched
-  with cold caches (`mtcc tune --cold-caches`) keeps only its cold records, so its cold
-  search's best is what compiles (`applying_copy`).
+  with cold caches (`mtcc tune --cold-caches`) keeps one record: its default in
+  variants.json where the caller passes them, else its cold search's best (`applying_copy`).
 - `DatabaseLines(dir)`: the raw lines, so that a record is named by its line numbers
   (workload index, record index), stable while MetaSchedule only appends.
 """
@@ -153,19 +153,23 @@ def copy_folder(schedules: Path, dest: Path) -> Path:
     return dest
 
 
-def applying_copy(schedules: Path, dest: Path, lines: "DatabaseLines | None" = None) -> Path:
-    """A copy of the folder's database for MetaSchedule to apply: repaired, and without
-    the other records of a task searched with cold caches -- cold times are always the
-    higher, so the hot records would win a plain "fastest record" although the cold
-    search ranked its candidates by what they do inside the model.  `lines`: the
-    folder's, when the caller has them already (they are parsed only for a folder with
-    a cold run)."""
+def applying_copy(schedules: Path, dest: Path, lines: "DatabaseLines | None" = None,
+                  defaults: dict[int, int] | None = None) -> Path:
+    """A copy of the folder's database for MetaSchedule to apply: repaired, and a task
+    searched with cold caches applying one record -- its default where `defaults`
+    ({workload: record}: variants.json's, variants.select.default_records) names one,
+    else its cold search's best (its hot records left out).  Cold times are always the
+    higher, so hot records would win a plain "fastest record" although they lose inside
+    the model.  `lines`:
+    the folder's, when the caller has them already (they are parsed only for a folder
+    with a cold run)."""
     copy = copy_folder(schedules, dest)
     drop = set()
     if any(run.get("caches") == COLD for run in read_meta(copy).get("runs", [])):
         lines = lines or DatabaseLines(copy)
-        drop = {i for i, rec in enumerate(lines.records)
-                if rec is not None and rec[0] in lines.cold_workloads and lines.record_caches(i) != COLD}
+        keep = {w: (defaults or {}).get(w) for w in lines.cold_workloads}
+        drop = {i for i, rec in enumerate(lines.records) if rec is not None and rec[0] in keep
+                and (i != keep[rec[0]] if keep[rec[0]] is not None else lines.record_caches(i) != COLD)}
     if drop:
         path = copy / RECORDS
         lines_kept = [line for i, line in enumerate(x for x in path.read_bytes().split(b"\n") if x.strip())
@@ -175,15 +179,17 @@ def applying_copy(schedules: Path, dest: Path, lines: "DatabaseLines | None" = N
     return copy
 
 
-def open_readonly(schedules) -> object:
+def open_readonly(schedules, defaults: dict[int, int] | None = None,
+                  lines: "DatabaseLines | None" = None) -> object:
     """MetaSchedule's JSONDatabase of a schedules folder, for compiling: it reads a
-    copy (applying_copy; JSONDatabase loads every line when it is made), so the folder --
-    committed, read-only in CI, or still being appended to by a tune -- is never written."""
+    copy (applying_copy, with `defaults` and the folder's `lines` where the caller has
+    them; JSONDatabase loads every line when it is made), so the folder -- committed,
+    read-only in CI, or still being appended to by a tune -- is never written."""
     import tvm.s_tir.meta_schedule as ms
 
     schedules = check_folder(Path(schedules))
     with tempfile.TemporaryDirectory(prefix="mtcc-db-") as tmp:
-        copy = applying_copy(schedules, Path(tmp))
+        copy = applying_copy(schedules, Path(tmp), lines, defaults)
         return ms.database.JSONDatabase(work_dir=str(copy), module_equality="structural")
 
 
@@ -266,27 +272,44 @@ class DatabaseLines:
         thread counts than the main search's (main_threads: a search at 1 thread beside
         one at all cores) are ranked among their own, and their fastest max(1, top_k // 4) come after: times taken on
         1 thread never beat those taken on 2, yet the code tiled for 1 core can be the
-        fastest there (resnet50: a convolution 1.2x faster in the 1-core tables)."""
-        cold = workload in self.cold_workloads  # ranked by its cold search alone (applying_copy)
-        valid = [i for i in self.records_of(workload) if self.record_secs(i) < FAILED_SECS
-                 and (not cold or self.record_caches(i) == COLD)]
+        fastest there (resnet50: a convolution 1.2x faster in the 1-core tables).
+        A task searched with cold caches ranks its cold search's top_k first (its best is
+        what compiles: applying_copy), whatever their threads, and the candidates its hot
+        records would give come after: cold times always read higher, yet a hot-searched
+        schedule can still be the faster one beside a neighbour (a pressure variant; its
+        claims are timed cold, see variants.confirm)."""
+        valid = [i for i in self.records_of(workload) if self.record_secs(i) < FAILED_SECS]
         valid.sort(key=lambda i: (self.record_secs(i), i))
-        seen, distinct = set(), []
-        for i in valid:
-            sha = self.record_sha(i)
-            if sha not in seen:
-                seen.add(sha)
-                distinct.append(i)
-        if cold:  # one search, whatever its threads
-            return distinct[:top_k], len(valid), len(distinct)
+        if workload in self.cold_workloads:
+            # cold first, so a schedule both searches found is its cold record
+            is_cold = {i for i in valid if self.record_caches(i) == COLD}
+            distinct = self._distinct([i for i in valid if i in is_cold] + [i for i in valid if i not in is_cold])
+            cold = [i for i in distinct if i in is_cold]
+            return cold[:top_k] + self._by_threads([i for i in distinct if i not in is_cold], top_k), \
+                len(valid), len(distinct)
+        distinct = self._distinct(valid)
+        return self._by_threads(distinct, top_k), len(valid), len(distinct)
+
+    def _by_threads(self, distinct: list[int], top_k: int) -> list[int]:
+        """The top_k of the main search's threads, then each other thread count's fastest
+        max(1, top_k // 4) (see candidates)."""
         groups: dict = {}
         for i in distinct:
             groups.setdefault(self.record_threads(i), []).append(i)
-        main = self.main_threads
-        picked = groups.pop(main, [])[:top_k]
+        picked = groups.pop(self.main_threads, [])[:top_k]
         for threads in sorted(groups, key=lambda t: (t is None, t or 0)):
             picked += groups[threads][:max(1, top_k // 4)]
-        return picked, len(valid), len(distinct)
+        return picked
+
+    def _distinct(self, indices: list[int]) -> list[int]:
+        """The first record of each schedule (trace hash), in the given order."""
+        seen, out = set(), []
+        for i in indices:
+            sha = self.record_sha(i)
+            if sha not in seen:
+                seen.add(sha)
+                out.append(i)
+        return out
 
     def trace_ref(self, index: int) -> dict:
         """How variants.json and a bundle's selector name a record."""

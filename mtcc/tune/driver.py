@@ -257,7 +257,8 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     (default: what they hold plus refine.TRIALS_PER_TASK each).  `cold_caches`: time
     every candidate with its weights and other operands flushed from the caches (see
     _evaluator); the folder then applies these tasks' cold search, and characterization
-    takes their candidates from it alone (tune.database.DatabaseLines.cold_workloads)."""
+    ranks their cold candidates first, runs the cold best by default and times their
+    claims cold (tune.database.DatabaseLines.candidates, variants.confirm)."""
     import tvm.s_tir.meta_schedule as ms
 
     from .builder import WarmBuilder

@@ -74,9 +74,9 @@ Each variant's cells carry their errors (`latency_error_us`).
 from ..cells import LEVEL_ORDER, cell_key, default_core_counts, parse_cell
 from .characterize import characterize, characterize_and_select
 from .evidence import evidence
-from .select import VARIANTS, load_variants, select_variants
+from .select import VARIANTS, default_records, load_variants, select_variants
 from .store import CHARACTERIZATION, FORMAT, characterization_caches
 
 __all__ = ["LEVEL_ORDER", "cell_key", "parse_cell", "default_core_counts", "characterize",
-           "characterize_and_select", "evidence", "select_variants", "load_variants", "VARIANTS",
+           "characterize_and_select", "evidence", "select_variants", "load_variants", "default_records", "VARIANTS",
            "CHARACTERIZATION", "FORMAT", "characterization_caches"]

@@ -79,10 +79,15 @@ def _task_entry(task: dict, db: DatabaseLines, top_k: int, min_task_us: float) -
          "build_s": None, "error": None, "cells": {}, "footprint": None}
         for rank, i in enumerate(picked)]
     if task["workload"] in db.cold_workloads:
-        # Its cold search's best is what compiles (rank 0), and its candidates come from
-        # that search alone (DatabaseLines.candidates): a hot search's would beat them in
-        # the tables, timed hot, and lose in the model.
-        entry["note"] = "searched with cold caches (mtcc tune --cold-caches): candidates from that search only"
+        # Its cold search's candidates first (rank 0: the cold best), the hot search's
+        # after (DatabaseLines.candidates).  Timed hot those beat the cold ones in the
+        # tables and lose in the model, so this task's claims are timed as pairs with
+        # operands flushed (variants.confirm), and its default is what those show fastest
+        # alone (select.faster_by_pairs).
+        for cand in entry["candidates"]:
+            cand["searched"] = db.record_caches(cand["record"])
+        entry["note"] = ("searched with cold caches (mtcc tune --cold-caches): claims and default "
+                         "by pairs timed with operands flushed")
     if entry["tuned_us"] < min_task_us:
         entry["skipped"] = (f"best tuned time {entry['tuned_us']:.2f} us < {min_task_us} us: "
                             "too short for the variant choice to matter")

@@ -15,6 +15,13 @@ The ratios land in characterization.json beside the cells they test (a candidate
 selection (select.apply_confirmations) then reads the variant's cell as the default's
 cell x that ratio, with the ratios' spread as its error: a claim that does not hold as
 a pair is no longer a claim, and the runtime's selector reads the same corrected table.
+
+A task searched with cold caches (`mtcc tune --cold-caches`) times its pairs the way that
+search timed: every operand but the input flushed before each call.  Its hot-searched
+candidates beat the cold ones in the hot tables for the caches' sake, and are kept only
+where they win flushed; its default starts at the cold search's best and moves to what
+its pairs show fastest alone (select.faster_by_pairs), whose claims are then timed in
+the next pass.
 """
 from __future__ import annotations
 
@@ -58,9 +65,10 @@ def open_claims(char: dict, max_variants: int, only=None) -> list[tuple[dict, di
 
 
 def time_pair(session, key_a: str, key_b: str, level: str, rounds: int, min_repeat_ms: float,
-              flush_bytes: int = 0) -> list[float]:
+              flush_bytes: int = 0, flush_operands: bool = False) -> list[float]:
     """b/a per round: a and b in turns -- which goes first alternates -- the level's
-    stressor resumed for both and paused between rounds."""
+    stressor resumed for both and paused between rounds.  `flush_operands`: each call
+    timed with its operands but the first flushed (as `mtcc tune --cold-caches` times)."""
     stressor = session.stressors.get(level)
     ratios = []
     for r in range(rounds):
@@ -71,7 +79,8 @@ def time_pair(session, key_a: str, key_b: str, level: str, rounds: int, min_repe
         try:
             for key in order:
                 got[key] = session.worker.request(TIME_TIMEOUT_S, cmd="time", key=key, repeat=2,
-                                                  min_repeat_ms=min_repeat_ms, flush_bytes=flush_bytes)["samples_us"]
+                                                  min_repeat_ms=min_repeat_ms, flush_bytes=flush_bytes,
+                                                  flush_operands=flush_operands)["samples_us"]
         finally:
             if stressor is not None:
                 stressor.pause()
@@ -102,13 +111,18 @@ def confirm_claims(char: dict, db, cal: dict, cores: list[int], *, max_variants:
             with MeasuringSession(cal, cores, n, levels, stressor_cores, with_probe=False) as session:
                 for done, (task, default, variant, cell) in enumerate(group):
                     keys = {c["id"]: f"{task['name']}/{c['id']}" for c in (default, variant)}
+                    # A task searched cold is compared the way it was searched (operands flushed):
+                    # its hot-searched candidates' hot cells beat its cold default for the caches'
+                    # sake alone.
+                    cold = task["workload"] in db.cold_workloads
                     started = time.perf_counter()
                     try:
                         for cand in (default, variant):
                             session.worker.request(BUILD_TIMEOUT_S, cmd="build", key=keys[cand["id"]],
                                                    job=db.job(cand["record"]))
-                        ratios = time_pair(session, keys[default["id"]], keys[variant["id"]],
-                                                 parse_cell(cell)[1], rounds, min_repeat_ms, flush_bytes)
+                        ratios = time_pair(session, keys[default["id"]], keys[variant["id"]], parse_cell(cell)[1],
+                                           rounds, min_repeat_ms, flush_bytes=0 if cold else flush_bytes,
+                                           flush_operands=cold)
                     except WorkerError as e:
                         say(progress, f"{task['name']}/{variant['id']} at {cell}: {e} (the claim stays unconfirmed)")
                         continue
@@ -121,6 +135,7 @@ def confirm_claims(char: dict, db, cal: dict, cores: list[int], *, max_variants:
                     ratio = statistics.median(ratios)
                     variant.setdefault("confirmed", {})[cell] = {
                         "against": default["id"], "ratio": round(ratio, 4), "ratios": ratios,
+                        "caches": "operands flushed" if cold else ("cold" if flush_bytes else "hot"),
                         "wall_s": round(time.perf_counter() - started, 2)}
                     timed += 1
                     table = variant["cells"][cell]["us"] / default["cells"][cell]["us"]

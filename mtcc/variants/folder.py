@@ -17,7 +17,7 @@ from ..errors import BadInput
 from ..progress import Progress, say
 from ..tune.database import DatabaseLines, applying_copy, check_folder, copy_folder
 from ..cells import cell_key
-from .select import VARIANTS, load_variants
+from .select import VARIANTS, default_records, load_variants
 from .worker import scheduled_module
 
 SEARCH_DEFAULT_AMONG = 8  # records searched for the one MetaScheduleApplyDatabase applied
@@ -58,9 +58,10 @@ class SchedulesFolder:
         self._tmp = tempfile.TemporaryDirectory(prefix="mtcc-schedules-")
         raw = copy_folder(self.dir, Path(self._tmp.name) / "raw")
         self.lines = DatabaseLines(raw)
-        # MetaSchedule's copy: a torn last line cut, a cold search's task without its other
-        # records (applying_copy); line numbers are raw's
-        clean = applying_copy(raw, Path(self._tmp.name) / "clean", self.lines)
+        # MetaSchedule's copy: a torn last line cut, a cold search's task applying its
+        # default alone (applying_copy); line numbers are raw's
+        clean = applying_copy(raw, Path(self._tmp.name) / "clean", self.lines,
+                              default_records(self.dir, self.lines))
         import tvm.s_tir.meta_schedule as ms
 
         self.database = ms.database.JSONDatabase(work_dir=str(clean), module_equality="structural")

@@ -29,6 +29,7 @@ BUILD_TIMEOUT_S = 300.0
 TIME_TIMEOUT_S = 120.0
 WORKER_START_TIMEOUT_S = 120.0
 COLD_CALLS_MIN, COLD_CALLS_MAX = 10, 200  # single cold calls per sample (cold_samples)
+FLUSH_OPERANDS = "cache_flush_cpu_non_first_arg"  # TVM's pre-call hook, MetaSchedule's enable_cpu_cache_flush
 
 
 def cold_samples(single_calls, number: int, repeat: int) -> list[float]:
@@ -148,7 +149,12 @@ def worker_main() -> None:
                 number = max(1, int(min_ms / 1e3 / max(b["once"], 1e-7)))
                 name = getattr(b["lib"], "entry_name", None) or "main"
                 flush = int(req.get("flush_bytes", 0))
-                if flush:  # the private caches evicted before each call, as by a model's other calls
+                if req.get("flush_operands"):
+                    # as `mtcc tune --cold-caches` searched: every operand but the first flushed
+                    # from every cache level before each call (MetaSchedule's CPU cache flush)
+                    samples = cold_samples(lambda n, b=b, name=name: b["lib"].time_evaluator(
+                        name, dev, number=1, repeat=n, f_preproc=FLUSH_OPERANDS)(*b["args"]).results, number, repeat)
+                elif flush:  # the private caches evicted before each call, as by a model's other calls
                     samples = cold_samples(lambda n, b=b, name=name, flush=flush: b["lib"].time_evaluator(
                         name, dev, number=1, repeat=n, cache_flush_bytes=flush)(*b["args"]).results, number, repeat)
                 else:
