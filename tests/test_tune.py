@@ -565,6 +565,59 @@ def test_refine_picks_the_tasks_with_most_time_to_win():
     assert refine.refine_budget(picked, 40) == 40
 
 
+def test_cold_refine_picks_the_tasks_losing_most_to_cold_operands():
+    """--cold-caches --refine K: calls x (flushed - hot) of each task's best record, for
+    tasks at least COLD_MIN_RATIO slower flushed; unmeasured tasks never."""
+    from mtcc.tune import refine
+
+    tasks = [{"name": "weights_heavy", "count": 1, "hot_us": 1000.0, "flushed_us": 1400.0},
+             {"name": "called_often", "count": 5, "hot_us": 100.0, "flushed_us": 200.0},
+             {"name": "barely", "count": 10, "hot_us": 1000.0, "flushed_us": 1050.0},
+             {"name": "unmeasured", "count": 9, "best_us": 900.0}]
+    assert [t["name"] for t in refine.tasks_to_search_cold(tasks, 5)] == ["called_often", "weights_heavy"]
+    assert [t["name"] for t in refine.tasks_to_search_cold(tasks, 1)] == ["called_often"]  # 500 µs against 400
+    assert refine.cold_time_to_win(tasks[2]) == 0.0 and refine.cold_time_to_win(tasks[3]) == 0.0
+
+
+@pytest.mark.slow  # a real tune when a task qualifies
+def test_cold_refine_option_times_each_task_and_searches_what_the_rule_picks(tuned_dir, tiny_model, tmp_path):
+    """`--cold-caches --refine 1` times each compute task's best record hot and with its
+    operands flushed (reported per task), then searches cold the task the rule picks from
+    those numbers; where none is COLD_MIN_RATIO slower flushed it refuses in one line,
+    and the ratios it printed say why."""
+    import re
+    import shutil
+
+    from mtcc.tune import refine
+
+    out = tmp_path / "schedules"
+    shutil.copytree(tuned_dir, out)
+    before = {t["name"]: t["trials"] for t in json.loads((out / "tune.json").read_text())["tasks"]}
+    cmd = _tune_cmd(tiny_model, out, "--resume", "--json", "--cold-caches", "--refine", "1")
+    cmd.pop(cmd.index("--trials") + 1)
+    cmd.remove("--trials")  # the default: what the picked task holds plus 48
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    ratios = [float(x) for x in re.findall(r"([0-9.]+)x slower flushed", r.stderr)]
+    assert ratios, r.stderr[-3000:]
+    if r.returncode == 2:
+        assert max(ratios) < refine.COLD_MIN_RATIO, r.stderr[-3000:]
+        lines = r.stderr.strip().splitlines()
+        assert "--refine --cold-caches" in lines[-1] and r.stdout == "", r.stderr[-3000:]
+        return
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = _one_json(r.stdout)
+    costs = summary["flush_costs"]
+    assert costs and all(c["flushed_us"] > 0 and c["hot_us"] > 0 for c in costs.values())
+    rows = [{"name": n, "count": next(t["count"] for t in summary["tasks"] if t["name"] == n), **c}
+            for n, c in costs.items()]
+    assert summary["refined"] == [t["name"] for t in refine.tasks_to_search_cold(rows, 1)]
+    run = json.loads((out / "tune.json").read_text())["runs"][-1]
+    assert run["caches"] == "cold" and run["trials_new"] >= 1
+    after = {t["name"]: t["trials"] for t in summary["tasks"]}
+    assert {n: c for n, c in after.items() if n not in summary["refined"]} == \
+        {n: c for n, c in before.items() if n not in summary["refined"]}
+
+
 @pytest.mark.slow  # two real tunes
 def test_refine_option_tunes_only_the_picked_tasks(tmp_path):
     """--refine 1 on a model with three convolutions: the task the rule picks from the

@@ -244,6 +244,7 @@ Examples:
   mtcc tune model.onnx --out DIR --resume --measure-threads 1 --task fused_conv2d_NCHWc17_add13_relu10 --trials 110
   mtcc tune model.onnx --out DIR --resume --measure-threads 1 --refine 20   # the 20 tasks with most to win
   mtcc tune model.onnx --out DIR --resume --cold-caches --task fused_conv2d_NCHWc17_add13_relu10 --trials 200
+  mtcc tune model.onnx --out DIR --resume --cold-caches --measure-threads 1 --refine 8   # the 8 losing most to cold operands
 """,
 )
 @click.argument("model", type=click.Path(path_type=Path))
@@ -262,8 +263,10 @@ Examples:
 @click.option("--refine", type=click.IntRange(min=1), default=None, metavar="K",
               help="With --resume: tune only the K tasks with the most time to win by their records "
                    "(calls x best time x shortfall of their GFLOP/s from the 90th percentile of their kind's), "
-                   "e.g. the small tasks a shared budget left with a few trials. --trials then counts their "
-                   "records (default: what they hold plus 48 each).")
+                   "e.g. the small tasks a shared budget left with a few trials. With --cold-caches: the K "
+                   "compute tasks whose best code runs most time slower with its operands flushed (at least "
+                   "1.1x; timed alone on one core first). --trials then counts their records (default: what "
+                   "they hold plus 48 each).")
 @click.option("--layout", type=click.Choice(["NCHWc", "NCHW"]), default="NCHWc", show_default=True,
               help="Convolution data layout to tune and compile.")
 @click.option("--fold-batch-norm/--no-fold-batch-norm", "fold_batch_norm", default=None,
@@ -330,7 +333,8 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, refine, layout, fol
             result = tuning.tune(model, target=tgt, trials=trials, out=dest, input_shapes=list(input_shapes),
                                  layout=layout, rpc=rpc, listeners=[display.update], command=command,
                                  only_tasks=list(only_tasks), fold_batch_norm=fold_batch_norm,
-                                 measure_threads=measure_threads, refine=refine, cold_caches=cold_caches)
+                                 measure_threads=measure_threads, refine=refine, cold_caches=cold_caches,
+                                 notes=lambda line: console.print(f"tune: {line}"))
         summary = result.as_dict()
         if not as_json:
             render.print_tune_table(console, summary)

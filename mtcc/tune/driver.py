@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .. import frontend
 from ..errors import BadInput
+from ..progress import Progress as TextProgress, say
 from ..frontend import tasks as task_mod
 from ..frontend.layout import DEFAULT_LAYOUT
 from ..target import describe, target_cores, target_mcpu, target_name
@@ -198,6 +199,7 @@ class TuneResult:
     wall_s: float
     tasks: list[dict]
     refined: list[str] | None = None  # the tasks --refine picked
+    flush_costs: dict | None = None   # --cold-caches --refine: {task: {"hot_us", "flushed_us"}} it ranked by
 
     def as_dict(self) -> dict:
         est = sum(t["best_us"] * t["count"] for t in self.tasks if t["best_us"] is not None)
@@ -211,6 +213,7 @@ class TuneResult:
             "estimated_latency_ms": round(est / 1e3, 4),
             "tasks": self.tasks,
             **({"refined": self.refined} if self.refined is not None else {}),
+            **({"flush_costs": self.flush_costs} if self.flush_costs is not None else {}),
         }
 
 
@@ -244,7 +247,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
          input_shapes=None, layout: str = DEFAULT_LAYOUT, rpc: RpcSpec | None = None,
          trials_per_iter: int = 32, seed: int = 0, listeners=(), command: str | None = None,
          only_tasks=None, fold_batch_norm: bool | None = None, measure_threads: int | None = None,
-         refine: int | None = None, cold_caches: bool = False) -> TuneResult:
+         refine: int | None = None, cold_caches: bool = False, notes: TextProgress = None) -> TuneResult:
     """Tune every task of the model (or the tasks named in `only_tasks`) until the
     database holds `trials` records for them in all.  `fold_batch_norm` (None: on for a
     new folder, as recorded for one that holds records) is recorded in tune.json with the
@@ -257,8 +260,10 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     (default: what they hold plus refine.TRIALS_PER_TASK each).  `cold_caches`: time
     every candidate with its weights and other operands flushed from the caches (see
     _evaluator); the folder then applies these tasks' cold search, and characterization
-    ranks their cold candidates first, runs the cold best by default and times their
-    claims cold (tune.database.DatabaseLines.candidates, variants.confirm)."""
+    ranks their cold candidates first and picks their default and claims by pairs timed
+    that way (tune.database.DatabaseLines.candidates, variants.confirm).  With `refine`,
+    the tasks picked are those that lose most time with their operands flushed, timed
+    alone first (refine.tasks_to_search_cold).  `notes`: a line printer for that."""
     import tvm.s_tir.meta_schedule as ms
 
     from .builder import WarmBuilder
@@ -280,11 +285,21 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     all_weights = [t.weight for t in extracted]
     flops = {t.name: t.flops for t in graph.tasks}
     kinds = {t.name: t.kind for t in graph.tasks}
-    refined = None
+    refined, flush_costs = None, None
     if refine is not None:
         if only_tasks:
             raise BadInput("--refine picks the tasks itself: give it or --task, not both")
-        refined = refine_tasks.tasks_to_refine(_task_summary(db, all_views, all_weights, flops, kinds), refine)
+        summary = _task_summary(db, all_views, all_weights, flops, kinds)
+        if cold_caches:
+            _measure_flush_costs(out, db, all_views, summary, notes)
+            flush_costs = {t["name"]: {"hot_us": t["hot_us"], "flushed_us": t["flushed_us"]}
+                           for t in summary if "hot_us" in t}
+            refined = refine_tasks.tasks_to_search_cold(summary, refine)
+            if not refined:
+                raise BadInput(f"--refine --cold-caches: no task of {out} runs {refine_tasks.COLD_MIN_RATIO}x "
+                               "slower with its operands flushed (or none is tuned yet, or all were searched cold)")
+        else:
+            refined = refine_tasks.tasks_to_refine(summary, refine)
         if not refined:
             raise BadInput(f"--refine: no task of {out} is below its kind's reference GFLOP/s (or none is tuned yet)")
         only_tasks, trials = [t["name"] for t in refined], refine_tasks.refine_budget(refined, trials)
@@ -336,6 +351,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
         trials_requested=progress.budget, trials_existing=progress.existing,
         trials_new=progress.new_trials, wall_s=wall, tasks=_task_summary(db, all_views, all_weights, flops, kinds),
         refined=[t["name"] for t in refined] if refined is not None else None,
+        flush_costs=flush_costs,
     )
     _write_meta(out, model, target, layout, options, result, command, noted, (first_record, record_lines(out)))
     return result
@@ -362,6 +378,43 @@ def _task_summary(db, contexts, weights, flops, kinds) -> list[dict]:
             "gflops": round(f / best / 1e9, 2) if best and f else None,
         })
     return rows
+
+
+def _measure_flush_costs(out: Path, db, contexts, summary: list[dict], notes: TextProgress = None) -> None:
+    """Time each compute task's best hot record alone on one core, hot and with every
+    operand but the input flushed (variants.worker, as characterization times), into its
+    summary row ("hot_us", "flushed_us"): what `--cold-caches --refine K` ranks by.  Tasks
+    already searched cold are left out."""
+    import statistics
+
+    from ..variants.worker import MeasuringWorker  # the measuring process characterization uses
+    from .database import DatabaseLines
+
+    lines = DatabaseLines(out)
+    index = lines.workload_index()
+    rows = {row["name"]: row for row in summary}
+    todo = []
+    for ctx in contexts:
+        row = rows[ctx.task_name]
+        workload = index.get(str(db.commit_workload(ctx.mod).as_json()[0])) if db.has_workload(ctx.mod) else None
+        if not row.get("gflops") or workload is None or workload in lines.cold_workloads:
+            continue
+        valid = [i for i in lines.records_of(workload) if lines.record_secs(i) < FAILED_SECS]
+        if valid:
+            todo.append((row, min(valid, key=lines.record_secs)))
+    with MeasuringWorker(sorted(os.sched_getaffinity(0))[:1]).start() as worker:
+        for done, (row, record) in enumerate(todo):
+            worker.request(300, cmd="build", key=row["name"], job=lines.job(record))
+            hot, flushed = [], []
+            for _ in range(3):  # in turns, so drift hits both
+                hot += worker.request(120, cmd="time", key=row["name"], repeat=2, min_repeat_ms=20)["samples_us"]
+                flushed += worker.request(120, cmd="time", key=row["name"], repeat=2, min_repeat_ms=20,
+                                          flush_operands=True)["samples_us"]
+            worker.request(30, cmd="drop", key=row["name"])
+            row.update(hot_us=round(statistics.median(hot), 3), flushed_us=round(statistics.median(flushed), 3))
+            say(notes, f"timed hot and flushed [{done + 1}/{len(todo)}] {row['name']}: "
+                       f"{row['flushed_us'] / row['hot_us']:.2f}x slower flushed "
+                       f"({row['hot_us']:.1f} -> {row['flushed_us']:.1f} us, {row['count']} call(s))")
 
 
 def _import_choice(out: Path, fold_asked: bool | None) -> dict[str, bool]:

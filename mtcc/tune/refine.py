@@ -1,4 +1,5 @@
-"""Which tasks a second search should go back to (`mtcc tune --resume --refine K`).
+"""Which tasks a second search should go back to (`mtcc tune --resume --refine K`, and
+with `--cold-caches`: tasks_to_search_cold).
 
 MetaSchedule's gradient task scheduler shares one budget across a model's tasks by
 their expected gain; with ~1000 trials for 70 tasks (inception_v1) the small ones end
@@ -56,6 +57,30 @@ def tasks_to_refine(tasks: list[dict], count: int) -> list[dict]:
     ref = references(tasks)
     gain = {t["name"]: time_to_win(t, ref.get(t.get("kind"), 0.0)) for t in tasks}
     ranked = sorted((t for t in tasks if gain[t["name"]] > 0), key=lambda t: (-gain[t["name"]], t["name"]))
+    return ranked[:count]
+
+
+# `--cold-caches --refine K`: the tasks whose best code loses most when its operands come
+# from memory, as inside a model whose other calls passed through the caches.  Timed alone,
+# hot and with every operand but the input flushed (what a cold search times), resnet50's
+# best convolutions read 1.40-1.52x slower flushed where they ran 1.22-1.33x slower in the
+# model than in their tables, and 1.01-1.05x where they ran within 5 % of them (2026-11-27).
+COLD_MIN_RATIO = 1.10
+
+
+def cold_time_to_win(task: dict) -> float:
+    """µs per inference the task loses to cold operands: calls x (flushed - hot) of its
+    best record, where flushed/hot reaches COLD_MIN_RATIO (0 otherwise, or unmeasured)."""
+    hot, flushed = task.get("hot_us"), task.get("flushed_us")
+    if not hot or not flushed or flushed < COLD_MIN_RATIO * hot:
+        return 0.0
+    return task.get("count", 1) * (flushed - hot)
+
+
+def tasks_to_search_cold(tasks: list[dict], count: int) -> list[dict]:
+    """The `count` tasks with the most time lost to cold operands, most first (ties by
+    name); rows as tasks_to_refine's, with "hot_us" and "flushed_us" measured."""
+    ranked = sorted((t for t in tasks if cold_time_to_win(t) > 0), key=lambda t: (-cold_time_to_win(t), t["name"]))
     return ranked[:count]
 
 
