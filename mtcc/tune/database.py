@@ -153,6 +153,11 @@ def copy_folder(schedules: Path, dest: Path) -> Path:
     return dest
 
 
+def has_cold_run(schedules) -> bool:
+    """Whether tune.json lists a run searched with cold caches (`mtcc tune --cold-caches`)."""
+    return any(run.get("caches") == COLD for run in read_meta(schedules).get("runs", []))
+
+
 def applying_copy(schedules: Path, dest: Path, lines: "DatabaseLines | None" = None,
                   defaults: dict[int, int] | None = None) -> Path:
     """A copy of the folder's database for MetaSchedule to apply: repaired, and a task
@@ -160,12 +165,11 @@ def applying_copy(schedules: Path, dest: Path, lines: "DatabaseLines | None" = N
     ({workload: record}: variants.json's, variants.select.default_records) names one,
     else its cold search's best (its hot records left out).  Cold times are always the
     higher, so hot records would win a plain "fastest record" although they lose inside
-    the model.  `lines`:
-    the folder's, when the caller has them already (they are parsed only for a folder
-    with a cold run)."""
+    the model.  `lines`: the folder's, when the caller has them already (they are parsed
+    only for a folder with a cold run)."""
     copy = copy_folder(schedules, dest)
     drop = set()
-    if any(run.get("caches") == COLD for run in read_meta(copy).get("runs", [])):
+    if has_cold_run(copy):
         lines = lines or DatabaseLines(copy)
         keep = {w: (defaults or {}).get(w) for w in lines.cold_workloads}
         drop = {i for i, rec in enumerate(lines.records) if rec is not None and rec[0] in keep

@@ -291,7 +291,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
             raise BadInput("--refine picks the tasks itself: give it or --task, not both")
         summary = _task_summary(db, all_views, all_weights, flops, kinds)
         if cold_caches:
-            _measure_flush_costs(out, db, all_views, summary, notes)
+            _measure_flush_costs(out, extracted, summary, notes)
             flush_costs = {t["name"]: {"hot_us": t["hot_us"], "flushed_us": t["flushed_us"]}
                            for t in summary if "hot_us" in t}
             refined = refine_tasks.tasks_to_search_cold(summary, refine)
@@ -300,8 +300,9 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
                                "slower with its operands flushed (or none is tuned yet, or all were searched cold)")
         else:
             refined = refine_tasks.tasks_to_refine(summary, refine)
-        if not refined:
-            raise BadInput(f"--refine: no task of {out} is below its kind's reference GFLOP/s (or none is tuned yet)")
+            if not refined:
+                raise BadInput(f"--refine: no task of {out} is below its kind's reference GFLOP/s "
+                               "(or none is tuned yet)")
         only_tasks, trials = [t["name"] for t in refined], refine_tasks.refine_budget(refined, trials)
     extracted = _select_tasks(extracted, only_tasks, model.name)
     contexts = [_TaskView(t.task_name, t.dispatched[0]) for t in extracted]
@@ -380,7 +381,7 @@ def _task_summary(db, contexts, weights, flops, kinds) -> list[dict]:
     return rows
 
 
-def _measure_flush_costs(out: Path, db, contexts, summary: list[dict], notes: TextProgress = None) -> None:
+def _measure_flush_costs(out: Path, extracted, summary: list[dict], notes: TextProgress = None) -> None:
     """Time each compute task's best hot record alone on one core, hot and with every
     operand but the input flushed (variants.worker, as characterization times), into its
     summary row ("hot_us", "flushed_us"): what `--cold-caches --refine K` ranks by.  Tasks
@@ -391,12 +392,10 @@ def _measure_flush_costs(out: Path, db, contexts, summary: list[dict], notes: Te
     from .database import DatabaseLines
 
     lines = DatabaseLines(out)
-    index = lines.workload_index()
-    rows = {row["name"]: row for row in summary}
+    workloads = lines.task_workloads(extracted)
     todo = []
-    for ctx in contexts:
-        row = rows[ctx.task_name]
-        workload = index.get(str(db.commit_workload(ctx.mod).as_json()[0])) if db.has_workload(ctx.mod) else None
+    for row in summary:
+        workload = workloads.get(row["name"])
         if not row.get("gflops") or workload is None or workload in lines.cold_workloads:
             continue
         valid = [i for i in lines.records_of(workload) if lines.record_secs(i) < FAILED_SECS]

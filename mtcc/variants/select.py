@@ -154,14 +154,15 @@ def faster_by_pairs(rows: list[dict], start: dict, cell: str) -> dict:
 
 
 def default_records(schedules_dir, lines=None) -> dict[int, int]:
-    """{workload: record} of every task's default in a folder's variants.json (empty
-    without one), for the copy of the database MetaSchedule applies: a task searched cold
-    compiles from its default (faster_by_pairs; tune.database.applying_copy).  `lines`:
-    the folder's DatabaseLines, to find a record whose line moved."""
-    from ..tune.database import DatabaseLines
+    """{workload: record} of every task's default in a folder's variants.json, for the
+    copy of the database MetaSchedule applies: a task searched cold compiles from its
+    default (faster_by_pairs; tune.database.applying_copy).  Empty without a variants.json
+    or without a cold run (nothing there reads it).  `lines`: the folder's DatabaseLines,
+    to find a record whose line moved."""
+    from ..tune.database import DatabaseLines, has_cold_run
 
     path = Path(schedules_dir) / VARIANTS
-    if not path.is_file():
+    if not path.is_file() or not has_cold_run(schedules_dir):
         return {}
     lines = lines or DatabaseLines(schedules_dir)
     out = {}

@@ -149,14 +149,14 @@ def worker_main() -> None:
                 number = max(1, int(min_ms / 1e3 / max(b["once"], 1e-7)))
                 name = getattr(b["lib"], "entry_name", None) or "main"
                 flush = int(req.get("flush_bytes", 0))
-                if req.get("flush_operands"):
-                    # as `mtcc tune --cold-caches` searched: every operand but the first flushed
-                    # from every cache level before each call (MetaSchedule's CPU cache flush)
-                    samples = cold_samples(lambda n, b=b, name=name: b["lib"].time_evaluator(
-                        name, dev, number=1, repeat=n, f_preproc=FLUSH_OPERANDS)(*b["args"]).results, number, repeat)
-                elif flush:  # the private caches evicted before each call, as by a model's other calls
-                    samples = cold_samples(lambda n, b=b, name=name, flush=flush: b["lib"].time_evaluator(
-                        name, dev, number=1, repeat=n, cache_flush_bytes=flush)(*b["args"]).results, number, repeat)
+                # as `mtcc tune --cold-caches` searched: every operand but the first flushed from
+                # every cache level before each call (MetaSchedule's CPU cache flush); or the
+                # private caches evicted before each call, as by a model's other calls
+                cold = ({"f_preproc": FLUSH_OPERANDS} if req.get("flush_operands") else
+                        {"cache_flush_bytes": flush} if flush else None)
+                if cold:
+                    samples = cold_samples(lambda n, b=b, name=name, cold=cold: b["lib"].time_evaluator(
+                        name, dev, number=1, repeat=n, **cold)(*b["args"]).results, number, repeat)
                 else:
                     evaluator = b["lib"].time_evaluator(name, dev, number=number, repeat=repeat,
                                                         min_repeat_ms=int(min_ms))
