@@ -6,15 +6,18 @@
 # each step skipped when the time left (SECONDS_BUDGET, default 540) is short of its
 # usual length, so the run ends with what it has.
 #
-#   benchmarks/many_cores_suite.sh OUTDIR SQUEEZENET.mtcc TRANSFORMER.mtcc
+#   benchmarks/many_cores_suite.sh OUTDIR SQUEEZENET.mtcc TRANSFORMER.mtcc [INCEPTION_V1.mtcc]
 #
+# With an inception_v1 bundle it also profiles that and runs the medium mix (squeezenet +
+# inception_v1 + transformer) on all N cores first: a model that scales beside two that
+# scale less (bench-Nmedium.json).
 # Writes into OUTDIR: suite.log (machine, steps, timings), profiles.txt (`mtcc profile --json`
 # of each bundle at 1, 4 and N cores: does the code scale there), costs.txt (runtime_costs
 # reports, one JSON object after another), interference.json, bench-N.json and bench.log.
 # Extra `mtcc bench` flags in BENCH_FLAGS (default below); SKIP=REGEX skips the steps
 # whose names match (e.g. SKIP='interference|bench 8').
 set -u
-out=$1 squeezenet=$2 transformer=$3
+out=$1 squeezenet=$2 transformer=$3 inception=${4:-}
 python=${PYTHON:-python3}
 budget=${SECONDS_BUDGET:-540}
 mkdir -p "$out"
@@ -42,12 +45,15 @@ on() { echo taskset -c "0-$(($1 - 1))"; }
 
 # shellcheck disable=SC2046,SC2086  # $(on N) and the flags are words
 {
-for bundle in "$squeezenet" "$transformer"; do
+for bundle in "$squeezenet" "$transformer" $inception; do
     for n in $(printf '%s\n' 1 4 "$ncores" | sort -nu); do
         [ "$n" -le "$ncores" ] || continue
         step "profile $(basename "$bundle") $n" 10 "$profiles" $(on "$n") "$python" -m mtcc.cli profile "$bundle" --cores "$n" --json
     done
 done
+if [ -n "$inception" ]; then
+    step "bench $ncores medium" 150 "$log" env TAG=medium bash benchmarks/many_cores.sh "$out" "$ncores" "$squeezenet" "$inception" "$transformer" $bench_flags
+fi
 step "costs squeezenet $ncores block" 30 "$costs" $(on "$ncores") "$python" benchmarks/runtime_costs.py "$squeezenet" --policy block --rounds 6
 step "costs squeezenet $ncores block-adaptive" 30 "$costs" $(on "$ncores") "$python" benchmarks/runtime_costs.py "$squeezenet" --policy block-adaptive --rounds 6
 step "costs transformer $ncores block-adaptive" 30 "$costs" $(on "$ncores") "$python" benchmarks/runtime_costs.py "$transformer" --policy block-adaptive --rounds 6

@@ -41,6 +41,11 @@ def test_bench_reports_every_system_and_fails_under(models_dir, example_bundle, 
         # a best rate of 0 reads "below the lowest rate tried": each row names that rate
         tried = [rate for search in report["searches"][f"2x@all {r['label']}"] for rate, _ in search]
         assert r["lowest_rate_tried"] == pytest.approx(min(tried), rel=1e-3)
+        # each trial names its models' shares; the trial's share is the worst model's
+        trials = report["search_trials_by_model"][f"2x@all {r['label']}"]
+        pairs = [pair for search in report["searches"][f"2x@all {r['label']}"] for pair in search]
+        assert [t["rate"] for t in trials] == [rate for rate, _ in pairs]
+        assert [min(m["within_qos"] for m in t["models"].values()) for t in trials] == [s for _, s in pairs]
     assert {r["max_abs_err_vs_onnxruntime"] for r in rows if r["system"] == "onnxruntime"} == {0.0}
     summary = report["summary"]
     for key in ("rate_ratio_vs_model_wise_fcfs", "rate_ratio_vs_onnxruntime", "mean_latency_ratio_vs_model_wise_fcfs"):
