@@ -244,6 +244,7 @@ def test_a_short_run_wanting_other_cores_stays_in_the_unit_a_long_one_does_not()
     def run(p, target_ms, absorb_us):
         policy = policies.Block()
         policy.absorb_us = absorb_us
+        policy.spare_cores = False  # the rule under test alone: no lent cores
         out = simulate.Simulator({"a": p}, 2, policy, {"a": target_ms}, unit_overhead_us=0, stop_us=0).run([(0.0, "a")])
         return out["units"], out["requests"][0]["latency_ms"]
 
@@ -253,6 +254,37 @@ def test_a_short_run_wanting_other_cores_stays_in_the_unit_a_long_one_does_not()
     # 43 ms target: 21.5 ms of budget needs both cores for block 0 (22 ms on one, 21 on two)
     assert run(long, 43.0, policies.ABSORB_US) == (2, pytest.approx(21.0))
     assert policies.Layer.absorb_us == 0.0   # `layer` re-negotiates at every call, by definition
+
+
+def test_free_cores_are_lent_to_a_started_unit_only_where_it_runs_faster_and_nobody_waits():
+    # Two cores, one model of two blocks: 2000 / 1000 µs on one / two cores (scales), then
+    # 500 / 500 (flat).  A loose target (100 ms): the block rule plans one core for both.
+    scaling = profile("a", [2000.0, 2000.0])
+    for task in ("a_t0", "a_t1"):
+        scaling.variants[task][0].latency_us["2c/none"] = 1000.0
+    flat = profile("a", [500.0, 500.0])
+
+    def run(p, arrivals, spare: bool):
+        policy = policies.Block()
+        policy.spare_cores = spare
+        out = simulate.Simulator({"a": p}, 2, policy, {"a": 100.0}, unit_overhead_us=0, stop_us=0).run(arrivals)
+        return sorted(r["latency_ms"] for r in out["requests"]), out["conflicts"]
+
+    assert policies.Block.spare_cores is policies.SPARE_CORES is True
+    assert policies.ModelFcfs().spare(None, 0, 2) == 0  # the paper's baseline holds what it planned
+    # Alone, the spare core makes it twice as fast; the plan (one core) is still what it
+    # wanted, so lending is no conflict.
+    assert run(scaling, [(0.0, "a")], spare=False) == ([pytest.approx(4.0)], 0)
+    assert run(scaling, [(0.0, "a")], spare=True) == ([pytest.approx(2.0)], 0)
+    # A second request 0.5 ms later (a later deadline) finds no free core and waits for the
+    # first, which ends at 2 ms, then gets both: 1.5 ms waiting + 2 ms, 3.5 ms in all --
+    # where without lending each ran on one core, 4 ms.
+    assert run(scaling, [(0.0, "a"), (0.0005, "a")], spare=True) == ([pytest.approx(2.0), pytest.approx(3.5)], 0)
+    assert run(scaling, [(0.0, "a"), (0.0005, "a")], spare=False) == ([pytest.approx(4.0), pytest.approx(4.0)], 0)
+    # A flat table gains nothing from a second core: it keeps one.
+    policy = policies.Block()
+    assert policy.spare(policies.Pending("a", 0.0, 0.1, 0, flat), 2, 2) == 1
+    assert policy.spare(policies.Pending("a", 0.0, 0.1, 0, scaling), 2, 2) == 2
 
 
 def test_the_core_timeline_keeps_the_latest_events_and_counts_them_all(monkeypatch):

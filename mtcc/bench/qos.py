@@ -396,6 +396,29 @@ def summarize_report(report: dict, targets: list[Target], headline: Target) -> d
     return summary
 
 
+def simulated_rate_search(sim, models: list[str], qos: dict, capacity: float, duration_s: float,
+                          seed: int) -> RateSearch:
+    """The highest rate at which the simulated server keeps every model within target,
+    searched like the real one but further down (simulated trials are cheap)."""
+    search = RateSearch(start=round(0.25 * capacity, 2), max_trials=16, resolution=1.1, floor=capacity / 2000)
+    while not search.done:
+        r = search.next_rate()
+        # enough requests for a 1 % figure to mean something, whatever the rate
+        length = max(duration_s, SIMULATED_REQUESTS / r)
+        run = sim.run(poisson_arrivals({n: r / len(models) for n in models}, length, seed))
+        warm = min(WARMUP_MAX_S, WARMUP_SHARE * length)
+        per = summarize([q for q in run["requests"] if q["arrival_s"] >= warm], qos)
+        search.record(r, min(per[n]["within_qos"] for n in models))
+    return search
+
+
+def simulated_fixed_rate(sim, models: list[str], qos: dict, rate: float, duration_s: float, seed: int) -> dict:
+    """Per model p50/p99/mean and share within target of the simulated server at `rate`."""
+    run = sim.run(poisson_arrivals({n: rate / len(models) for n in models}, max(duration_s, SIMULATED_REQUESTS / rate),
+                                   seed + 999))
+    return summarize(run["requests"], qos)
+
+
 def simulate_many(profiles: dict, scales: dict, core_counts, policies, headline: Target, duration_s: float,
                   seed: int, report: dict, progress: Progress = None,
                   unit_overhead_us: float = DEFAULT_UNIT_OVERHEAD_US, lanes: int | None = None,
@@ -426,23 +449,13 @@ def simulate_many(profiles: dict, scales: dict, core_counts, policies, headline:
         for policy in policies:
             sim = Simulator(grown, cores, policy, qos, scale=scales, unit_overhead_us=unit_overhead_us, lanes=lanes,
                             cold_us=cold_us)
-            search = RateSearch(start=round(0.25 * capacity, 2), max_trials=16, resolution=1.1,
-                                floor=capacity / 2000)  # simulated trials are cheap: search far down
-            while not search.done:
-                r = search.next_rate()
-                # enough requests for a 1 % figure to mean something, whatever the rate
-                length = max(duration_s, SIMULATED_REQUESTS / r)
-                run = sim.run(poisson_arrivals({n: r / len(models) for n in models}, length, seed))
-                warm = min(WARMUP_MAX_S, WARMUP_SHARE * length)
-                per = summarize([q for q in run["requests"] if q["arrival_s"] >= warm], qos)
-                search.record(r, min(per[n]["within_qos"] for n in models))
+            search = simulated_rate_search(sim, models, qos, capacity, duration_s, seed)
             fixed_rate = report["config"]["fixed_rate"] if cores == real else None
             row = {"cores": cores, "system": f"mtcc {policy}", "policy": policy, "max_qos_rate": round(search.best, 3),
                    "extrapolated": extrapolated, "simulated": True, "qos": headline.label,
                    "qos_ms": {n: round(v, 4) for n, v in qos.items()}}
             if fixed_rate:
-                run = sim.run(poisson_arrivals({n: fixed_rate / len(models) for n in models}, max(duration_s, SIMULATED_REQUESTS / fixed_rate), seed + 999))
-                per = summarize(run["requests"], qos)
+                per = simulated_fixed_rate(sim, models, qos, fixed_rate, duration_s, seed)
                 row["p99_ms"] = {n: per[n]["p99_ms"] for n in models}
                 real_rate = _median_best(report, headline.label, f"mtcc {policy}")
                 real_p99 = {r["model"]: r.get("p99_ms") for r in report["results"]

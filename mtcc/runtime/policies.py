@@ -29,6 +29,18 @@ both cores made every transformer request (3.5 ms target) arriving meanwhile mis
 And a short run of blocks wanting another count (under ABSORB_US) stays in the unit
 before it (each unit costs a scheduler round trip); stop points stay at every block,
 so a waiting request of higher priority still takes over at the next boundary.
+
+Spare cores (the block policies, SPARE_CORES): the rule above plans the fewest cores
+that meet a target, which under a loose target is one core per unit -- on an idle
+16-core server a transformer request then ran on one core at ~2 ms with 15 cores
+idle, and one in ten missed 4x its one-core latency where ONNX Runtime, using every
+core, missed none.  So when every waiting unit has its planned cores and some are
+still free, the scheduler lends them, in priority order, to the units it just started,
+up to the count at which each unit's calls run fastest (within SPARE_TOLERANCE; never
+more than the rule's own cap for a unit that would outlast another model's target).
+The plan, and so the conflict count, stays what the rule wanted; a lent core comes
+back at the unit's end, at the latest at its next block boundary when a unit of
+higher priority waits.
 """
 from __future__ import annotations
 
@@ -47,6 +59,11 @@ KEEP_CORE_FOR_TIGHTER = True  # the rule's last sentence above
 # earlier rule that extended every unit to 4 ms) kept the transformer waiting, p99
 # 17-46 ms against 8-9 ms (benchmarks/policy_ab.py).  0 turns it off.
 ABSORB_US = 2000.0
+# Spare cores (the module doc): lend free cores to started units when nobody waits, up
+# to the fewest cores within SPARE_TOLERANCE of the unit's fastest time (a flat table
+# keeps its one core).
+SPARE_CORES = True
+SPARE_TOLERANCE = 0.10
 
 
 @dataclass
@@ -86,6 +103,11 @@ class Policy:
     def unit(self, p: Pending, now: float, total_cores: int) -> tuple[int, int]:
         """(cores wanted, end call) of the request's next unit."""
         raise NotImplementedError
+
+    def spare(self, p: Pending, end: int, total_cores: int) -> int:
+        """Cores the unit of calls [p.reached, end) could use when cores are free and
+        nobody waits (spare cores, module doc); the policies without them: none."""
+        return 0
 
 
 def model_cores(p: Pending, total_cores: int) -> int:
@@ -137,6 +159,23 @@ def _planned(rule: "Block", item: int, costs: dict[int, list[float]], suffix: di
     return _fastest({c: costs[c][item] for c in counts})
 
 
+def _spare(rule: "Block", first: int, end: int, costs: dict, suffix: dict, p: Pending) -> int:
+    """The fewest cores within `rule.spare_tolerance` of the fastest time of items
+    [first, end), under the cap `_planned` keeps for another model's target."""
+    count = len(costs[1])
+
+    def span(c: int) -> float:
+        return suffix[c][first] - (suffix[c][end] if end < count else 0.0)
+
+    counts = sorted(costs)
+    tightest = min((us for m, us in rule.targets_us.items() if m != p.model), default=None)
+    if (rule.keep_core_for_tighter and len(counts) > 1 and tightest is not None
+            and p.scale * max(costs[counts[-1]][first:end]) > tightest):
+        counts = counts[:-1]
+    best = min(span(c) for c in counts)
+    return min(c for c in counts if span(c) <= best * (1 + rule.spare_tolerance))
+
+
 def _unit(rule: "Block", first: int, costs: dict, suffix: dict, p: Pending, now: float) -> tuple[int, int]:
     """(cores wanted for item `first`, first item after the unit): the run of items
     wanting as many cores, and after it every following run that wants another count
@@ -171,6 +210,8 @@ class Block(Policy):
     slack = SLACK
     keep_core_for_tighter = KEEP_CORE_FOR_TIGHTER
     absorb_us = ABSORB_US
+    spare_cores = SPARE_CORES
+    spare_tolerance = SPARE_TOLERANCE
 
     def priority(self, p):
         return (p.deadline, p.arrival)
@@ -180,6 +221,13 @@ class Block(Policy):
         costs, suffix = profile.cost_tables("block", total_cores)
         want, end = _unit(self, profile.block_of(p.reached), costs, suffix, p, now)
         return want, profile.blocks[end - 1].end
+
+    def spare(self, p, end, total_cores):
+        if not self.spare_cores:
+            return 0
+        profile = p.profile
+        costs, suffix = profile.cost_tables("block", total_cores)
+        return _spare(self, profile.block_of(p.reached), profile.block_of(end - 1) + 1, costs, suffix, p)
 
 
 class BlockAdaptive(Block):
@@ -196,6 +244,12 @@ class Layer(Block):
     def unit(self, p, now, total_cores):
         costs, suffix = p.profile.cost_tables("call", total_cores)
         return _unit(self, p.reached, costs, suffix, p, now)
+
+    def spare(self, p, end, total_cores):
+        if not self.spare_cores:
+            return 0
+        costs, suffix = p.profile.cost_tables("call", total_cores)
+        return _spare(self, p.reached, end, costs, suffix, p)
 
 
 POLICIES = {cls.name: cls for cls in (ModelFcfs, ModelEdf, Layer, Block, BlockAdaptive)}

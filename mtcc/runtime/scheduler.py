@@ -80,6 +80,14 @@ def schedule(policy: Policy, allocator, waiting: list[Waiting], now: float) -> S
         cores = allocator.grant(w.holder, n)
         stops = [s for s in policy.stops(w.pending) if w.pending.reached < s < end]
         grants.append(Grant(w, cores, want, end, stops))
+    if not blocked:  # everyone has its planned cores: lend what is left (policies.spare)
+        for g in grants:
+            free = len(allocator.free)
+            if free < 1:
+                break
+            more = min(policy.spare(g.waiting.pending, g.end, total) - len(g.cores), free)
+            if more > 0:
+                g.cores = g.cores + allocator.grant(g.waiting.holder, more)
     best = min((policy.priority(w.pending) for w in blocked), default=None) if policy.preemptive else None
     return Step(grants, best)
 
