@@ -271,7 +271,7 @@ def test_free_cores_are_lent_to_a_started_unit_only_where_it_runs_faster_and_nob
         return sorted(r["latency_ms"] for r in out["requests"]), out["conflicts"]
 
     assert policies.Block.spare_cores is policies.SPARE_CORES is True
-    assert policies.ModelFcfs().spare(None, 0, 2) == 0  # the paper's baseline holds what it planned
+    assert policies.ModelFcfs().spare(None, 0, 2, 1, 2) == 1  # the paper's baseline holds what it planned
     # Alone, the spare core makes it twice as fast; the plan (one core) is still what it
     # wanted, so lending is no conflict.
     assert run(scaling, [(0.0, "a")], spare=False) == ([pytest.approx(4.0)], 0)
@@ -283,8 +283,19 @@ def test_free_cores_are_lent_to_a_started_unit_only_where_it_runs_faster_and_nob
     assert run(scaling, [(0.0, "a"), (0.0005, "a")], spare=False) == ([pytest.approx(4.0), pytest.approx(4.0)], 0)
     # A flat table gains nothing from a second core: it keeps one.
     policy = policies.Block()
-    assert policy.spare(policies.Pending("a", 0.0, 0.1, 0, flat), 2, 2) == 1
-    assert policy.spare(policies.Pending("a", 0.0, 0.1, 0, scaling), 2, 2) == 2
+    assert policy.spare(policies.Pending("a", 0.0, 0.1, 0, flat), 2, 2, 1, 2) == 1
+    assert policy.spare(policies.Pending("a", 0.0, 0.1, 0, scaling), 2, 2, 1, 2) == 2
+    # Beside a model whose target (1 ms) is shorter than the unit on both cores (2 ms), the
+    # last free core stays free for it; beside a looser one (3 ms) it is lent.
+    policy.set_targets({"a": 100.0, "b": 1.0})
+    assert policy.spare(policies.Pending("a", 0.0, 0.1, 0, scaling), 2, 2, 1, 2) == 1
+    policy.set_targets({"a": 100.0, "b": 3.0})
+    assert policy.spare(policies.Pending("a", 0.0, 0.1, 0, scaling), 2, 2, 1, 2) == 2
+    # A second core that saves less than SPARE_MIN_GAIN_US (waking its thread costs) is not
+    # lent: 800 -> 600 µs.
+    short = profile("a", [800.0], two_core_share=0.75)
+    assert policies.SPARE_MIN_GAIN_US == 500.0
+    assert policy.spare(policies.Pending("a", 0.0, 0.1, 0, short), 1, 2, 1, 2) == 1
 
 
 def test_the_core_timeline_keeps_the_latest_events_and_counts_them_all(monkeypatch):

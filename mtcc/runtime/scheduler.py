@@ -85,7 +85,8 @@ def schedule(policy: Policy, allocator, waiting: list[Waiting], now: float) -> S
             free = len(allocator.free)
             if free < 1:
                 break
-            more = min(policy.spare(g.waiting.pending, g.end, total) - len(g.cores), free)
+            held = len(g.cores)
+            more = min(policy.spare(g.waiting.pending, g.end, total, held, held + free) - held, free)
             if more > 0:
                 g.cores = g.cores + allocator.grant(g.waiting.holder, more)
     best = min((policy.priority(w.pending) for w in blocked), default=None) if policy.preemptive else None
