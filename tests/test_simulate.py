@@ -285,6 +285,7 @@ def test_free_cores_are_lent_to_a_started_unit_only_where_it_runs_faster_and_nob
     policy = policies.Block()
     assert policy.spare(policies.Pending("a", 0.0, 0.1, 0, flat), 2, 2, 1, 2) == 1
     assert policy.spare(policies.Pending("a", 0.0, 0.1, 0, scaling), 2, 2, 1, 2) == 2
+    assert policies.Layer().spare(policies.Pending("a", 0.0, 0.1, 0, scaling), 2, 2, 1, 2) == 2  # per call alike
     # Beside a model whose target (1 ms) is shorter than the unit on both cores (2 ms), the
     # last free core stays free for it; beside a looser one (3 ms) it is lent.
     policy.set_targets({"a": 100.0, "b": 1.0})
