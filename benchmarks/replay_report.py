@@ -60,6 +60,8 @@ def main() -> None:
                     help="POLICY[:NAME=VALUE,...] (default: block-adaptive with and without spare cores, model-fcfs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--duration", type=float, default=8.0, help="simulated seconds per trial, at least")
+    ap.add_argument("--median-overhead", action="store_true",
+                    help="charge every unit the median round trip, not draws from the measured quantiles")
     args = ap.parse_args()
 
     report = read_report(args.report)
@@ -76,10 +78,14 @@ def main() -> None:
         profiles[profile.name], scales[profile.name] = profile, measured["table_scale"]
     models = list(profiles)
     cores = report["machine"]["cores"]
+    # draws from the measured round trips where the report holds them (older reports: the median)
+    overhead = config.get("simulator_unit_overhead_quantiles_us")
+    if overhead is None or args.median_overhead:
+        overhead = config["simulator_unit_overhead_us"]
     capacity = cores / statistics.fmean(profiles[n].model_us(1) * scales[n] / 1e6 for n in models)
     systems = [parse_system(s) for s in (args.systems or ["block-adaptive", "block-adaptive:spare_cores=0", "model-fcfs"])]
     out = {"report": args.report.name, "cores": cores, "fixed_rate": config["fixed_rate"], "seed": args.seed,
-           "unit_overhead_us": config["simulator_unit_overhead_us"], "cold_us": config["simulator_cold_us"],
+           "unit_overhead_us": overhead, "cold_us": config["simulator_cold_us"],
            "targets": {}}
     for label, qos in config["qos_ms"].items():
         rows = {}
@@ -90,7 +96,7 @@ def main() -> None:
                     raise SystemExit(f"--system {name}: the policy has no setting {key!r}")
                 setattr(policy, key, type(getattr(policy, key))(value))
             sim = Simulator(profiles, cores, policy, qos, scale=scales, lanes=config["lanes"],
-                            unit_overhead_us=config["simulator_unit_overhead_us"], cold_us=config["simulator_cold_us"])
+                            unit_overhead_us=overhead, cold_us=config["simulator_cold_us"])
             search = simulated_rate_search(sim, models, qos, capacity, args.duration, args.seed)
             fixed = simulated_fixed_rate(sim, models, qos, config["fixed_rate"], args.duration, args.seed)
             key = name + (":" + ",".join(f"{k}={v:g}" for k, v in settings.items()) if settings else "")
@@ -101,7 +107,10 @@ def main() -> None:
                   + ", ".join(f"{n} p50 {fixed[n]['p50_ms']} p99 {fixed[n]['p99_ms']} ms" for n in models),
                   file=sys.stderr)
         real = {r["label"]: r["max_qos_rate"] for r in report["results"] if r["qos"] == label}
-        out["targets"][label] = {"qos_ms": qos, "simulated": rows, "real_max_qos_rate": real}
+        real_fixed = {f"{r['label']} {r['model']}": {k: r[k] for k in ("p50_ms", "p99_ms")}
+                      for r in report["results"] if r["qos"] == label and "p99_ms" in r}
+        out["targets"][label] = {"qos_ms": qos, "simulated": rows, "real_max_qos_rate": real,
+                                 "real_at_fixed_rate": real_fixed}
     print(json.dumps(out, indent=1))
 
 

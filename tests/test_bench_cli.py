@@ -61,6 +61,9 @@ def test_bench_reports_every_system_and_fails_under(models_dir, example_bundle, 
     assert simulated[(4, "block-adaptive")]["extrapolated"] is (4 > cores)
     assert "error_vs_real" in simulated[(cores, "model-fcfs")]
     assert report["config"]["simulator_unit_overhead_us"] > 0  # taken from the real servers
+    quantiles = report["config"]["simulator_unit_overhead_quantiles_us"]  # ... with their spread, drawn from
+    assert len(quantiles) == 101 and quantiles == sorted(quantiles) and quantiles[0] < quantiles[-1]
+    assert quantiles[50] == pytest.approx(report["config"]["simulator_unit_overhead_us"], abs=0.1)
     assert report["config"]["simulator_cold_us"]["transformer"] >= 0  # ... and so is a cold lane's cost
     names = sorted(p.name for p in plots.iterdir())
     assert {"latency-cdf.png", "qos-vs-rate.png", "core-grants-block-adaptive.png", "simulated-cores.png"} <= set(names)

@@ -299,6 +299,24 @@ def test_free_cores_are_lent_to_a_started_unit_only_where_it_runs_faster_and_nob
     assert policy.spare(policies.Pending("a", 0.0, 0.1, 0, short), 1, 2, 1, 2) == 1
 
 
+def test_each_unit_draws_its_round_trip_from_the_measured_quantiles():
+    # 1 ms of kernels; round trips measured between 0 and 1 ms (quantiles p0, p50, p100).
+    # One figure: every request 1.2 ms.  Quantiles: each unit draws its own, so the
+    # latencies spread over 1..2 ms -- the same spread for the same arrivals.
+    arrivals = [(0.01 * k, "a") for k in range(200)]
+
+    def run(overhead):
+        sim = simulate.Simulator({"a": profile("a", [1000.0])}, 1, "model-fcfs", {"a": 10.0},
+                                 unit_overhead_us=overhead, stop_us=0)
+        return [r["latency_ms"] for r in sim.run(arrivals)["requests"]]
+
+    assert run(200.0) == [pytest.approx(1.2)] * len(arrivals)
+    drawn = run([0.0, 500.0, 1000.0])
+    assert drawn == run([0.0, 500.0, 1000.0])
+    assert 1.0 <= min(drawn) < 1.05 and 1.95 < max(drawn) <= 2.0
+    assert 1.4 < sorted(drawn)[100] < 1.6
+
+
 def test_the_core_timeline_keeps_the_latest_events_and_counts_them_all(monkeypatch):
     """A server runs for days: the allocator keeps the last TIMELINE_EVENTS grants and
     releases, counts every one, and `since(n)` gives what came after the n-th."""

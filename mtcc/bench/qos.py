@@ -311,7 +311,8 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
         report["config"]["models"][n]["block_us_by_cores"] = profiles[n].measured_block_us
     report["summary"] = summarize_report(report, targets, headline)
     if simulate:
-        report["config"]["simulator_unit_overhead_us"] = round(unit_overhead_us, 1)
+        report["config"]["simulator_unit_overhead_us"] = round(statistics.median(unit_overhead_us), 1)
+        report["config"]["simulator_unit_overhead_quantiles_us"] = unit_overhead_us
         report["config"]["simulator_cold_us"] = {n: round(v, 1) for n, v in cold_us.items()}
         report["simulated"] = simulate_many(profiles, scales, simulate, [s.option for s in systems if s.kind == "mtcc"],
                                             headline, duration_s, seed, report, progress, unit_overhead_us, lanes,
@@ -348,14 +349,20 @@ def _first_mtcc(servers: dict, systems: list[System]):
     raise BadInput("the bench needs at least one mtcc policy (--policy): targets are set from mtcc's isolated latency")
 
 
-def _unit_overhead_us(servers, systems) -> float:
-    """What a unit cost the real servers beyond its kernels: the median scheduler round
-    trip (unit sent -> started in the tenant, finished -> seen) over every mtcc server
-    and model; the simulator charges it per unit."""
+OVERHEAD_QUANTILES = 101  # p0 .. p100 of the measured round trips: the simulator draws from them
+
+
+def _unit_overhead_us(servers, systems) -> list[float]:
+    """What a unit cost the real servers beyond its kernels: the quantiles (p0 .. p100)
+    of the scheduler round trips (unit sent -> started in the tenant, finished -> seen)
+    over every mtcc server and model; the simulator draws one per unit, so a slow wake-up
+    now and then reaches its tail as it reaches the real one."""
     trips = [m.round_trip_us for system in systems if system.kind == "mtcc"
              for m in servers[system.label].models.values()]
     values = [v for trip in trips for v in trip]
-    return float(statistics.median(values)) if values else DEFAULT_UNIT_OVERHEAD_US
+    if not values:
+        return [DEFAULT_UNIT_OVERHEAD_US]
+    return [round(float(v), 1) for v in np.percentile(values, np.linspace(0, 100, OVERHEAD_QUANTILES))]
 
 
 def _median_best(report: dict, qos: str, label: str) -> float | None:
@@ -421,11 +428,11 @@ def simulated_fixed_rate(sim, models: list[str], qos: dict, rate: float, duratio
 
 def simulate_many(profiles: dict, scales: dict, core_counts, policies, headline: Target, duration_s: float,
                   seed: int, report: dict, progress: Progress = None,
-                  unit_overhead_us: float = DEFAULT_UNIT_OVERHEAD_US, lanes: int | None = None,
+                  unit_overhead_us: float | list[float] = DEFAULT_UNIT_OVERHEAD_US, lanes: int | None = None,
                   cold_us: dict[str, float] | None = None) -> list[dict]:
     """The mtcc policies on simulated cores: first on the real core count (the error
     against the real runs), then on each of `core_counts`; each unit costs
-    `unit_overhead_us` (the real servers' measured round trip), and a unit on a lane idle
+    a draw from `unit_overhead_us` (the real servers' measured round trips), and a unit on a lane idle
     past the pools' spin-wait its model's `cold_us` (measured by the first server on all
     its cores, applied at every simulated core count)."""
     from ..cells import default_core_counts

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import heapq
 import itertools
+import random
 from dataclasses import dataclass, field
 
 from ..cells import cell_key, parse_cell
@@ -109,11 +110,14 @@ class Simulator:
     """See the module doc.  `profiles`: {model: ModelProfile}; `scale`: {model: measured /
     table latency} (1.0: the tables are the truth); `cold_us`: {model: µs a unit pays on a
     lane idle for more than `warm_s`} (the tables are timed back to back; a request that
-    finds an idle machine runs slower); `lanes` and `max_queue` as in Server."""
+    finds an idle machine runs slower); `unit_overhead_us`: what a unit costs beyond its
+    kernels, one figure or quantiles of the real servers' round trips to draw from;
+    `lanes` and `max_queue` as in Server."""
 
     def __init__(self, profiles: dict[str, ModelProfile], cores: int, policy: str | Policy,
                  qos_ms: dict[str, float], *, lanes: int | None = None, max_queue: int = 64,
-                 scale: dict[str, float] | None = None, unit_overhead_us: float = DEFAULT_UNIT_OVERHEAD_US,
+                 scale: dict[str, float] | None = None,
+                 unit_overhead_us: float | list[float] = DEFAULT_UNIT_OVERHEAD_US,
                  stop_us: float = DEFAULT_STOP_US, cold_us: dict[str, float] | None = None, warm_s: float = WARM_S):
         self.profiles, self.qos_ms = profiles, qos_ms
         self.policy = make_policy(policy) if isinstance(policy, str) else policy
@@ -122,7 +126,11 @@ class Simulator:
         self.cores, self.max_queue = int(cores), max_queue
         self.lanes = lanes if lanes is not None else default_lanes(self.cores, len(profiles))
         self.scale = scale or {}
-        self.unit_overhead_us, self.stop_us = unit_overhead_us, stop_us
+        # one figure for every unit, or the real servers' measured round trips as quantiles
+        # (p0 .. p100): each unit then draws one, so their tail reaches the latencies' tail
+        self.unit_overhead_us = unit_overhead_us if isinstance(unit_overhead_us, (int, float)) else None
+        self.overhead_quantiles = None if self.unit_overhead_us is not None else sorted(unit_overhead_us)
+        self.stop_us = stop_us
         self.cold_us, self.warm_s = cold_us or {}, warm_s
 
     # -- one run -------------------------------------------------------------------------
@@ -131,6 +139,7 @@ class Simulator:
         request model, arrival, latency ms or error), plus units, conflicts and the
         core-grant timeline, all in simulated time."""
         self.now = 0.0
+        self.rng = random.Random(0)  # the same draws for the same arrivals
         self.allocator = CoreAllocator(range(self.cores), clock=lambda: self.now)
         self.queues = {m: [] for m in self.profiles}
         self.lane_of = {m: [None] * self.lanes for m in self.profiles}
@@ -186,7 +195,7 @@ class Simulator:
             r.end, r.stops, r.cores = grant.end, grant.stops, len(grant.cores)
             self.units += 1
             self.conflicts += grant.conflict
-            extra = self.unit_overhead_us
+            extra = self._unit_overhead()
             if self.now - self.lane_free_since.get((r.model, k), float("-inf")) > self.warm_s:
                 extra += self.cold_us.get(r.model, 0.0)
                 self.cold_units += 1
@@ -196,6 +205,15 @@ class Simulator:
                 for r in lanes:
                     if r is not None and r.running and must_yield(self.policy, r.pending, step.best_blocked):
                         r.yield_asked = True
+
+    def _unit_overhead(self) -> float:
+        """µs a unit costs beyond its kernels: the figure given, or a draw from the quantiles."""
+        if self.overhead_quantiles is None:
+            return self.unit_overhead_us
+        q = self.overhead_quantiles
+        x = self.rng.random() * (len(q) - 1)
+        k = int(x)
+        return q[k] + (q[min(k + 1, len(q) - 1)] - q[k]) * (x - k)
 
     def _neighbour_footprint(self, me: _Request) -> float:
         product = 1.0
