@@ -52,7 +52,7 @@ for bundle in "$squeezenet" "$transformer" $inception; do
     done
 done
 if [ -n "$inception" ]; then
-    step "bench $ncores medium" 150 "$log" env TAG=medium bash benchmarks/many_cores.sh "$out" "$ncores" "$squeezenet" "$inception" "$transformer" $bench_flags
+    step "bench $ncores medium" 200 "$log" env TAG=medium bash benchmarks/many_cores.sh "$out" "$ncores" "$squeezenet" "$inception" "$transformer" $bench_flags
 fi
 step "costs squeezenet $ncores block" 30 "$costs" $(on "$ncores") "$python" benchmarks/runtime_costs.py "$squeezenet" --policy block --rounds 6
 step "costs squeezenet $ncores block-adaptive" 30 "$costs" $(on "$ncores") "$python" benchmarks/runtime_costs.py "$squeezenet" --policy block-adaptive --rounds 6
