@@ -398,6 +398,9 @@ def simulated_scaling(rows: list[dict], path, title_note: str = "") -> Path:
     else:
         axes.set_ylim(bottom=0.0)
         log_rates = False
+    if rates and not positive:  # a flat line at 0 would read as a drawing error
+        axes.text(0.5, 0.5, "no system met the target at any simulated rate\n(0: below the lowest rate tried)",
+                  ha="center", va="center", transform=axes.transAxes)
     axes.set_xlabel("cores")
     axes.set_ylabel("highest rate meeting QoS (requests/s" + (", log scale)" if log_rates else ")"))
     axes.grid(True, alpha=0.35)
