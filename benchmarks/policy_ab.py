@@ -32,6 +32,14 @@ def parse_settings(text: str) -> dict[str, float]:
     return out
 
 
+def apply_settings(policy, settings: dict[str, float]) -> None:
+    """Set a policy object's settings (its attributes, each value in the attribute's own type)."""
+    for name, value in settings.items():
+        if not hasattr(policy, name):
+            raise SystemExit(f"--set {name}: policy {policy.name} has no such setting")
+        setattr(policy, name, type(getattr(policy, name))(value))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundles", nargs="+", type=Path)
@@ -59,10 +67,7 @@ def main() -> None:
     try:
         for label, (policy, settings) in systems.items():
             servers[label] = server = mtcc.Server(bundles, policy=policy)
-            for name, value in settings.items():
-                if not hasattr(server.policy, name):
-                    raise SystemExit(f"--set {name}: policy {policy} has no such setting")
-                setattr(server.policy, name, type(getattr(server.policy, name))(value))
+            apply_settings(server.policy, settings)
         first = servers["model-fcfs"]
         cores = len(first.cores)
         isolated = {n: m.isolated_by_cores for n, m in first.models.items()}

@@ -33,6 +33,7 @@ from mtcc.bench.qos import simulated_fixed_rate, simulated_rate_search  # noqa: 
 from mtcc.bench.simulate import Simulator  # noqa: E402
 from mtcc.runtime.policies import make_policy  # noqa: E402
 from mtcc.runtime.profile import ModelProfile  # noqa: E402
+from policy_ab import apply_settings, parse_settings  # noqa: E402  (this folder's: --set NAME=VALUE,...)
 
 
 def read_report(path: Path) -> dict:
@@ -43,13 +44,7 @@ def read_report(path: Path) -> dict:
 
 def parse_system(text: str) -> tuple[str, dict[str, float]]:
     name, _, settings = text.partition(":")
-    out = {}
-    for item in filter(None, settings.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--system {text!r}: expected POLICY[:NAME=VALUE,...]")
-        out[key.strip()] = float(value)
-    return name, out
+    return name, parse_settings(settings) if settings else {}
 
 
 def main() -> None:
@@ -91,10 +86,7 @@ def main() -> None:
         rows = {}
         for name, settings in systems:
             policy = make_policy(name)
-            for key, value in settings.items():
-                if not hasattr(policy, key):
-                    raise SystemExit(f"--system {name}: the policy has no setting {key!r}")
-                setattr(policy, key, type(getattr(policy, key))(value))
+            apply_settings(policy, settings)
             sim = Simulator(profiles, cores, policy, qos, scale=scales, lanes=config["lanes"],
                             unit_overhead_us=overhead, cold_us=config["simulator_cold_us"])
             search = simulated_rate_search(sim, models, qos, capacity, args.duration, args.seed)

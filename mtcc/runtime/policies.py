@@ -141,6 +141,11 @@ class ModelEdf(ModelFcfs):
         return (p.deadline, p.arrival)
 
 
+def _tightest_other(rule: Policy, model: str) -> float | None:
+    """The tightest target (µs) of the other models served: a plan keeps a core for it."""
+    return min((us for m, us in rule.targets_us.items() if m != model), default=None)
+
+
 def _fastest(costs: dict[int, float]) -> int:
     return min(costs, key=lambda c: (costs[c], c))
 
@@ -187,7 +192,7 @@ def _spare(rule: "Block", first: int, end: int, costs: dict, suffix: dict, p: Pe
 
     counts = [c for c in sorted(costs) if c <= available] or [1]
     want = fastest(counts)
-    tightest = min((us for m, us in rule.targets_us.items() if m != p.model), default=None)
+    tightest = _tightest_other(rule, p.model)
     if (rule.keep_core_for_tighter and want == available > 1 and tightest is not None
             and p.scale * span(want) > tightest):
         want = fastest(counts[:-1])
@@ -201,7 +206,7 @@ def _unit(rule: "Block", first: int, costs: dict, suffix: dict, p: Pending, now:
     wanting as many cores, and after it every following run that wants another count
     but is predicted to last less than `rule.absorb_us` on these cores."""
     count = len(costs[1])
-    tightest = min((us for m, us in rule.targets_us.items() if m != p.model), default=None)
+    tightest = _tightest_other(rule, p.model)
 
     def run_end(start: int, cores: int) -> tuple[int, int | None]:
         """(first item after the run from `start` wanting `cores`, what that item wants)."""

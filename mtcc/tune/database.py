@@ -261,6 +261,10 @@ class DatabaseLines:
     def record_secs(self, index: int) -> float:
         return mean_secs(self.records[index][1][1])
 
+    def valid_records(self, workload: int) -> list[int]:
+        """The workload's records that built and ran (not MetaSchedule's failure time)."""
+        return [i for i in self.records_of(workload) if self.record_secs(i) < FAILED_SECS]
+
     def record_sha(self, index: int) -> str:
         return short_sha(self.records[index][1][0])
 
@@ -282,7 +286,7 @@ class DatabaseLines:
         records would give come after: cold times always read higher, yet a hot-searched
         schedule can still be the faster one beside a neighbour (a pressure variant; its
         claims are timed cold, see variants.confirm)."""
-        valid = [i for i in self.records_of(workload) if self.record_secs(i) < FAILED_SECS]
+        valid = self.valid_records(workload)
         valid.sort(key=lambda i: (self.record_secs(i), i))
         if workload in self.cold_workloads:
             # cold first, so a schedule both searches found is its cold record

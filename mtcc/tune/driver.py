@@ -398,7 +398,7 @@ def _measure_flush_costs(out: Path, extracted, summary: list[dict], notes: TextP
         workload = workloads.get(row["name"])
         if not row.get("gflops") or workload is None or workload in lines.cold_workloads:
             continue
-        valid = [i for i in lines.records_of(workload) if lines.record_secs(i) < FAILED_SECS]
+        valid = lines.valid_records(workload)
         if valid:
             todo.append((row, min(valid, key=lines.record_secs)))
     with MeasuringWorker(sorted(os.sched_getaffinity(0))[:1]).start() as worker:
