@@ -122,6 +122,8 @@ def test_onnxruntime_pinned_gives_onnxruntime_outputs_on_disjoint_cores(pinned_s
     for name, m in stats["models"].items():
         assert m["threads"] == len(m["cores"]) and m["requests"] == before[name] + 3 and m["failed"] == 0
         assert os.sched_getaffinity(m["pid"]) == set(m["cores"])  # the process really is pinned
+    # each worker froze its loaded runtime out of the collector's passes, as tenants do
+    assert all(w.frozen_objects > 0 for w in server._workers.values())
 
 
 def test_onnxruntime_shared_gives_onnxruntime_outputs(models, reference):

@@ -286,6 +286,9 @@ def test_killed_tenant_fails_its_request_and_restarts(bundles, reference):
     feeds_tf, want_tf, names_tf = reference["transformer"][0]
     with mtcc.Server(bundles, policy="block") as server:
         victim = server.models["squeezenet"].process.pid
+        # every tenant froze its loaded bundle out of the collector's passes (runtime/heap.py)
+        assert all(m.frozen_objects > 0 for m in server.models.values())
+        server.models["squeezenet"].frozen_objects = 0  # the restarted tenant must report its own
         # Enough work that one is running when the kill comes, however fast the bundle.
         doomed = [server.submit("squeezenet", feeds_sq) for _ in range(40)]
         others = [server.submit("transformer", feeds_tf) for _ in range(4)]
@@ -305,6 +308,7 @@ def test_killed_tenant_fails_its_request_and_restarts(bundles, reference):
         stats = server.stats()
         assert stats["models"]["squeezenet"]["restarts"] == 1
         assert server.models["squeezenet"].process.pid != victim
+        assert server.models["squeezenet"].frozen_objects > 0
         assert sorted(server.allocator.free) == server.cores
 
 

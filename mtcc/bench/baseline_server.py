@@ -82,6 +82,7 @@ class _Worker:
     outputs: list[dict] | None = None
     in_flight: _Request | None = None
     failure: str | None = None     # why it cannot serve (start failed, process died)
+    frozen_objects: int = 0        # its start-up heap, out of the collector's passes (runtime/heap.py)
     served: int = 0
     failed: int = 0
 
@@ -298,6 +299,7 @@ class BaselineServer:
             op = msg.get("op")
             if op == "ready":
                 worker.outputs = msg["outputs"]
+                worker.frozen_objects = msg.get("frozen_objects", 0)
                 worker.ready.set()
             elif op == "failed":
                 worker.failure = msg.get("error", "failed")
@@ -424,6 +426,7 @@ def _serve(conn, spec: dict) -> None:
 
     from ..frontend.onnx_import import TensorInfo
     from ..runtime import shm
+    from ..runtime.heap import freeze_startup_heap
     from .baselines import random_inputs
 
     inputs = [TensorInfo(i["name"], tuple(i["shape"]), i["dtype"]) for i in spec["inputs"]]
@@ -435,7 +438,8 @@ def _serve(conn, spec: dict) -> None:
         results = runner.run(feeds)
     output_specs = [{"name": name, "shape": list(np.shape(value)), "dtype": str(np.asarray(value).dtype)}
                     for name, value in zip(output_names, results)]
-    conn.send({"op": "ready", "pid": os.getpid(), "outputs": output_specs})
+    # as a tenant does (runtime/heap.py): no full collection of the loaded runtime mid-request
+    conn.send({"op": "ready", "pid": os.getpid(), "outputs": output_specs, "frozen_objects": freeze_startup_heap()})
     memory = None
     while True:
         try:

@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import BadInput
 from ..interference import machine
 from ..progress import Progress, say
+from ..runtime.heap import freeze_startup_heap
 from ..runtime.policies import POLICIES
 from ..runtime.profile import ModelProfile
 from .baselines import random_feeds
@@ -203,6 +204,9 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
         first = _first_mtcc(servers, systems)
         say(progress, "numerics: one request per model and system against ONNX Runtime in this process")
         errors = max_errors(servers, onnx, feeds)
+        # The servers, tables and feeds live to the end of the run: out of the collector's
+        # full passes, which took 10-14 ms here mid-trial (runtime/heap.py).
+        freeze_startup_heap()
         isolated = {n: dict(m.isolated_by_cores) for n, m in first.models.items()}
         qos = {t.label: {n: round(t.ms(isolated[n], len(cores)), 4) for n in models} for t in targets}
 

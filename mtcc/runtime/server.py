@@ -102,6 +102,7 @@ class Model:
         self.timed: queue.Queue = queue.Queue()
         self.failure: str | None = None
         self.restarts = 0
+        self.frozen_objects = 0          # the tenant's start-up heap, out of the collector's passes (heap.py)
         self.scale = 1.0                 # measured / table latency on this machine (warm-up)
         self.isolated_ms: float | None = None      # alone, on all the server's cores
         self.isolated_by_cores: dict[int, float] = {}
@@ -255,6 +256,7 @@ class Server:
                 self._step(("died", model.name, process))
                 return
             if msg.get("op") == "ready":
+                model.frozen_objects = msg.get("frozen_objects", 0)
                 model.ready.set()
                 self._step(("ready", model.name))  # a restarted tenant: dispatch its queue
             elif msg.get("op") == "failed":

@@ -25,6 +25,7 @@ import time
 import traceback
 
 from . import shm
+from .heap import freeze_startup_heap
 from .pressure import thresholds
 from .profile import ModelProfile
 from .selector import make_selector
@@ -251,7 +252,8 @@ class Tenant:
         if failed:
             self.send({"op": "failed", "error": failed[0]})
             return
-        self.send({"op": "ready", "pid": os.getpid(),
+        frozen = freeze_startup_heap()  # the loaded bundle lives as long as the tenant (heap.py)
+        self.send({"op": "ready", "pid": os.getpid(), "frozen_objects": frozen,
                    "warm_up_ms": [round(lane.warm_up_ms, 3) for lane in self.lanes],
                    "worker_tids": [lane.placement.worker_tids for lane in self.lanes]})
         while True:  # the control pipe: a stop, or its end, ends the tenant
