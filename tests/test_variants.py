@@ -158,6 +158,39 @@ def test_a_variant_within_the_error_of_the_default_is_not_kept(tmp_path):
     assert 0 < m["pressure_gain_error"] < m["pressure_gain"]
 
 
+def test_the_default_moves_to_a_variant_faster_alone_at_every_core_count(tmp_path):
+    """The tuner's best (rank 0) runs by default while it is on the front -- unless a
+    kept variant is shown faster alone at one core and at all cores, each by a pair timed
+    in turns against it beyond the pair's error (select.faster_alone_everywhere): a
+    lighter footprint alone keeps rank 0 on the front, and the default is what runs
+    wherever no pressure is predicted.  The tables alone never move it, nor a variant
+    faster at one core count only (a trade-off)."""
+    def ranked(record, rank, alone1, high1, alone2, footprint):
+        c = cand(record, alone1, high1, alone2, footprint)
+        c["rank"] = rank
+        return c
+
+    def pair(ratio):
+        return {"against": "r1", "ratio": ratio, "ratios": [ratio] * 5}
+
+    char = hand_made(tmp_path)
+    # rank 0 is lighter on its neighbour (1.0 against 1.3) but 1.7x slower alone on 1 and 2 cores
+    slow, fast = ranked(1, 0, 340, 345, 174, 1.0), ranked(2, 1, 200, 205, 100, 1.3)
+    char["tasks"] = [task("slow_best", 0, 1, [slow, fast])]
+
+    def selected():
+        entry = variants.select_variants(char, write=False)["tasks"][0]
+        return entry["default"], sorted(v["id"] for v in entry["variants"])
+
+    assert selected() == ("r1", ["r1", "r2"])                    # the tables say so: not enough
+    fast["confirmed"] = {"1c/none": pair(0.59)}
+    assert selected() == ("r1", ["r1", "r2"])                    # shown on one core only
+    fast["confirmed"]["2c/none"] = pair(1.02)
+    assert selected() == ("r1", ["r1", "r2"])                    # not faster on two
+    fast["confirmed"]["2c/none"] = pair(0.58)
+    assert selected() == ("r2", ["r1", "r2"])                    # faster at both: the lighter one stays a variant
+
+
 def test_select_variants_without_pressure_levels(tmp_path):
     """A machine with no usable interference: pressure objective = alone, nothing differs."""
     char = hand_made(tmp_path)

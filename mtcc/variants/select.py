@@ -135,6 +135,28 @@ def worth_keeping(front: list[dict], reference: dict) -> list[dict]:
     return [r for r in front if any(r is k for k in kept)]  # the front's order
 
 
+def faster_alone_everywhere(front: list[dict], reference: dict, cells: dict) -> dict:
+    """The reference, unless a row of the front is faster than it alone at every core
+    count measured (the "alone" and "alone_max_cores" cells), each cell shown by a pair
+    timed in turns against it (variants.confirm) beyond the pair's error: then the
+    fastest of those alone.  The tuner's best can stay on the front by a lighter footprint
+    alone (inception_v1: `NCHWc44`'s rank 0 ran 65 / 35 µs on 1 / 2 cores, a kept 1-thread
+    record 0.43 / 0.50 of it as pairs), and the default is what runs wherever no pressure
+    is predicted -- the Relax VM always.  A table alone never moves it: its cells are
+    timed minutes apart."""
+    alone = [c for c in (cells["alone"], cells["alone_max_cores"]) if c]
+
+    def shown_faster(row) -> bool:
+        pairs = row["cand"].get("confirmed") or {}
+        return (all((pairs.get(c) or {}).get("against") == reference["id"] for c in alone)
+                and set(alone) <= set(beats_in(row, reference)))
+
+    better = [r for r in front if r is not reference and shown_faster(r)]
+    if not better:
+        return reference
+    return min(better, key=lambda r: (r["table"][cells["alone"]], r["id"]))
+
+
 def faster_by_pairs(rows: list[dict], start: dict, cell: str) -> dict:
     """From `start` (a task's cold search's best), the row its pairs at `cell` lead to:
     while a pair against the current row (variants.confirm, read by apply_confirmations)
@@ -238,6 +260,8 @@ def select_variants(characterization, max_variants: int = 5, *, out=None, write:
                 reference = faster_by_pairs(rows, next((r for r in rows if r["cand"].get("rank") == 0), reference),
                                             cells["alone"])
                 front = [reference] + [r for r in front if r is not reference]
+            else:
+                reference = faster_alone_everywhere(front, reference, cells)
             front = worth_keeping(front, reference)
             differs = best_alone_differs_under_pressure(front, objectives)
             entry.update(measured=True, candidates_measured=len(rows), default=reference["id"])
