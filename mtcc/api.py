@@ -55,10 +55,9 @@ def compile(model, schedules=None, target=None, input_shapes=None, layout=None):
 
     options = schedules_db.import_options(schedules_db.read_meta(schedules)) if schedules is not None else {}
     model_info, mod = frontend.import_model(model, input_shapes, **options)
-    # The folder's lines are read for its target, and for a cold run's defaults (applying_copy)
-    lines = (schedules_db.DatabaseLines(schedules) if schedules is not None
-             and (target is None or schedules_db.has_cold_run(schedules)) else None)
-    # a task searched cold compiles from its default in variants.json
+    # The folder's lines: its target, and the records of variants.json's defaults
+    lines = schedules_db.DatabaseLines(schedules) if schedules is not None else None
+    # every task compiles from its default in variants.json, as the bundle's call plan runs it
     database = (schedules_db.open_readonly(schedules, variants.default_records(schedules, lines), lines)
                 if schedules is not None else None)
     if target is None:  # the folder's own target (one definition: DatabaseLines.target)

@@ -515,6 +515,51 @@ def test_a_cold_search_is_what_compiles_and_its_claims_are_timed_cold(tiny_db, t
     assert next(v for v in loaded.variants[matmul] if v.id == f"r{by_time[1]}").function == matmul
 
 
+def test_every_task_compiles_from_its_default_in_variants_json(tiny_db, tmp_path):
+    """Not only a task searched cold: where variants.json's default is not the record
+    MetaSchedule would apply (its fastest tuning time; here a pair shows the second
+    fastest faster alone), MetaSchedule's copy holds that record alone for the task
+    (variants.default_records, tune.database.applying_copy) -- what mtcc.compile's Relax
+    VM and the packer apply -- and the bundle runs it by default as the model's own
+    function.  Before, inception_v1's Relax VM ran the fastest tuning time in 15 tasks and
+    read 1.04x its call plan."""
+    import mtcc
+    from mtcc.tune.database import DatabaseLines, applying_copy, has_cold_run
+
+    folder = tmp_path / "schedules"
+    shutil.copytree(tiny_db["dir"], folder)
+    assert not has_cold_run(folder)
+    matmul = next(n for n in tiny_db["tasks"] if "matmul" in n)
+    kwargs = dict(calibration={"levels": {"none": {"stressor": None}}}, top_k=2, repeats=1,
+                  min_repeat_ms=2, core_counts=[1], footprint_pairs=1, footprint_window_s=0.01,
+                  check_machine=False, confirm_rounds=0)
+    variants.characterize(tiny_db["model"], folder, **kwargs)
+    path = folder / variants.CHARACTERIZATION
+    saved = json.loads(path.read_text())
+    fastest, second = next(t for t in saved["tasks"] if t["name"] == matmul)["candidates"]
+    assert fastest["rank"] == 0
+    second["confirmed"] = {"1c/none": {"against": fastest["id"], "ratio": 0.5, "ratios": [0.49, 0.5, 0.51]}}
+    path.write_text(json.dumps(saved))
+    entry = next(t for t in variants.select_variants(folder)["tasks"] if t["name"] == matmul)
+    assert entry["default"] == second["id"]
+
+    lines = DatabaseLines(folder)
+    workload = lines.records[second["record"]][0]
+    assert min(lines.records_of(workload), key=lines.record_secs) == fastest["record"]  # what MetaSchedule picks
+    defaults = variants.default_records(folder)
+    assert defaults[workload] == second["record"]
+    applied = DatabaseLines(applying_copy(folder, tmp_path / "copy", defaults=defaults))
+    assert [applied.record_sha(i) for i in applied.records_of(workload)] == [lines.record_sha(second["record"])]
+    # every task variants.json names keeps its default alone, the others all their records
+    kept = {w: applied.records_of(w) for w in {r[0] for r in lines.records if r is not None}}
+    assert all(len(kept[w]) == (1 if w in defaults else len(lines.records_of(w))) for w in kept), kept
+    bundle = tmp_path / "tiny.mtcc"
+    mtcc.pack(tiny_db["model"], folder, bundle, target=TARGET)
+    loaded = mtcc.load(bundle)
+    assert loaded.defaults[matmul] == second["id"]
+    assert next(v for v in loaded.variants[matmul] if v.id == second["id"]).function == matmul
+
+
 def test_restricted_run_keeps_other_tasks(tiny_db, tmp_path):
     """A run restricted to some tasks neither measures nor forgets the others."""
     folder = tmp_path / "schedules"

@@ -9,9 +9,10 @@
   repairing a crash's damage in place (a torn last line, duplicates).  Only tuning
   writes into a schedules folder.
 - `open_readonly(dir)`: the same database over a repaired *copy*, for compiling and
-  packing: reading a folder never rewrites committed files.  In that copy a task searched
-  with cold caches (`mtcc tune --cold-caches`) keeps one record: its default in
-  variants.json where the caller passes them, else its cold search's best (`applying_copy`).
+  packing: reading a folder never rewrites committed files.  In that copy a task keeps
+  one record, its default in variants.json, where the caller passes them; a task searched
+  with cold caches (`mtcc tune --cold-caches`) without one, its cold search's best
+  (`applying_copy`).
 - `DatabaseLines(dir)`: the raw lines, so that a record is named by its line numbers
   (workload index, record index), stable while MetaSchedule only appends.
 """
@@ -160,18 +161,24 @@ def has_cold_run(schedules) -> bool:
 
 def applying_copy(schedules: Path, dest: Path, lines: "DatabaseLines | None" = None,
                   defaults: dict[int, int] | None = None) -> Path:
-    """A copy of the folder's database for MetaSchedule to apply: repaired, and a task
-    searched with cold caches applying one record -- its default where `defaults`
-    ({workload: record}: variants.json's, variants.select.default_records) names one,
-    else its cold search's best (its hot records left out).  Cold times are always the
-    higher, so hot records would win a plain "fastest record" although they lose inside
-    the model.  `lines`: the folder's, when the caller has them already (they are parsed
-    only for a folder with a cold run)."""
+    """A copy of the folder's database for MetaSchedule to apply: repaired, every task
+    that `defaults` ({workload: record}: variants.json's, variants.select.default_records)
+    names applying that record alone, and a task searched with cold caches without one
+    applying its cold search's best (its hot records left out).  MetaSchedule applies a
+    workload's fastest record by its tuning time, whatever the threads or caches it was
+    timed with: a 2-thread record's time beats a 1-thread record's, and a hot one a cold
+    one, though either may lose inside the model on the cores it runs on -- and the
+    bundle's call plan runs variants.json's defaults, so the Relax VM and mtcc.compile run
+    them too.  `lines`: the folder's, when the caller has them already (they are parsed
+    only when something is dropped)."""
     copy = copy_folder(schedules, dest)
     drop = set()
-    if has_cold_run(copy):
+    cold = has_cold_run(copy)
+    if defaults or cold:
         lines = lines or DatabaseLines(copy)
-        keep = {w: (defaults or {}).get(w) for w in lines.cold_workloads}
+        keep = dict(defaults or {})
+        for workload in (lines.cold_workloads if cold else ()):
+            keep.setdefault(workload, None)  # no default named: its cold records only
         drop = {i for i, rec in enumerate(lines.records) if rec is not None and rec[0] in keep
                 and (i != keep[rec[0]] if keep[rec[0]] is not None else lines.record_caches(i) != COLD)}
     if drop:

@@ -58,8 +58,8 @@ class SchedulesFolder:
         self._tmp = tempfile.TemporaryDirectory(prefix="mtcc-schedules-")
         raw = copy_folder(self.dir, Path(self._tmp.name) / "raw")
         self.lines = DatabaseLines(raw)
-        # MetaSchedule's copy: a torn last line cut, a cold search's task applying its
-        # default alone (applying_copy); line numbers are raw's
+        # MetaSchedule's copy: a torn last line cut, every task applying its default
+        # alone (applying_copy); line numbers are raw's
         clean = applying_copy(raw, Path(self._tmp.name) / "clean", self.lines,
                               default_records(self.dir, self.lines))
         import tvm.s_tir.meta_schedule as ms
