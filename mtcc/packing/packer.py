@@ -3,9 +3,10 @@
 Packing (`pack`):
 
 1. The model is imported and lowered exactly as tuning did (the schedules folder's
-   target and layout from its tune.json); the database's best record of every task
-   is applied (MetaScheduleApplyDatabase, as `mtcc.compile` does) and the call plan
-   is made from that module (`plan_builder.make_plan`, the VM's own memory plan).
+   target and layout from its tune.json); every task's record is applied
+   (MetaScheduleApplyDatabase, as `mtcc.compile` does): its default in variants.json,
+   else the database's best (`tune.database.applying_copy`), and the call plan is made
+   from that module (`plan_builder.make_plan`, the VM's own memory plan).
 2. Variants.  With `variants.json` in the schedules folder every listed variant of
    every task is rebuilt from its record (trace applied to its workload, layout
    rewrites kept in the function, so every variant takes the same arguments).  Names:
