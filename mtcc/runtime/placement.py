@@ -23,6 +23,13 @@ kernel took twice its time, as if the two threads shared one vCPU.  Pinned one p
 it ran as fast as back to back; inside a tenant (woken by its pipe) both ways ran alike.
 `holding()` gives a thread that runs other work between inferences (bench --single's
 baselines) its own cores back after each.
+
+Between units the lane thread waits on its pipe.  Left pinned to its last grant's core,
+it woke there to start a unit granted another core, queued behind whatever ran on the
+old one: in the medium mix on 2 vCPUs the transformer's unit then took 1.8-5.1 ms from
+sent to started (0.25 ms median), while inception_v1 computed on that core.  So after
+each unit `idle()` lets the lane thread wake on any of the tenant's cores; the next
+grant pins it again (one more sched_setaffinity, a few µs, where the grant repeats).
 """
 from __future__ import annotations
 
@@ -42,6 +49,7 @@ class LanePlacement:
 
         self._config = tvm.get_global_func("runtime.config_threadpool")
         self.lane_tid = threading.get_native_id()
+        self.home = tuple(sorted(os.sched_getaffinity(0)))  # the tenant's cores: where the lane thread waits
         self.worker_tids: list[int] = []
         self.cores: tuple[int, ...] = ()
         self.threads = 0
@@ -72,6 +80,13 @@ class LanePlacement:
             self._config(1, len(cores))
             self.threads = len(cores)
         return (time.perf_counter() - start) * 1e6
+
+    def idle(self) -> None:
+        """Between units: the lane thread may wake on any of the tenant's cores (module
+        doc); the next apply() pins it again.  Call on the lane thread."""
+        if self._pinned.pop(self.lane_tid, None) is not None:
+            os.sched_setaffinity(self.lane_tid, self.home)
+            self.cores = ()
 
     @contextlib.contextmanager
     def holding(self, cores):

@@ -130,6 +130,7 @@ class Lane(threading.Thread):
                 self.conn.send(reply)
             except (OSError, EOFError):
                 return
+            self.placement.idle()  # wait for the next unit on any core, not the last one (placement.py)
             self.learn()
 
     def learn(self) -> None:
