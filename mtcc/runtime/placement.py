@@ -29,7 +29,11 @@ it woke there to start a unit granted another core, queued behind whatever ran o
 old one: in the medium mix on 2 vCPUs the transformer's unit then took 1.8-5.1 ms from
 sent to started (0.25 ms median), while inception_v1 computed on that core.  So after
 each unit `idle()` lets the lane thread wake on any of the tenant's cores; the next
-grant pins it again (one more sched_setaffinity, a few µs, where the grant repeats).
+grant pins it again.  That costs every unit's start one more sched_setaffinity: on this
+VM ~5 µs back to back, 40-130 µs after 20 ms idle (130 where it moves the running thread
+to another core); the transformer's grant went from a 6 to a 79 µs median in
+benchmarks/runtime_costs.py, its whole request through the server from 1.25x to 1.23x
+`bundle.run` (noise), against stalls of 1.8-5.1 ms removed under load.
 """
 from __future__ import annotations
 
