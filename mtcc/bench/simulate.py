@@ -126,10 +126,10 @@ class Simulator:
         self.cores, self.max_queue = int(cores), max_queue
         self.lanes = lanes if lanes is not None else default_lanes(self.cores, len(profiles))
         self.scale = scale or {}
-        # one figure for every unit, or the real servers' measured round trips as quantiles
-        # (p0 .. p100): each unit then draws one, so their tail reaches the latencies' tail
-        self.unit_overhead_us = unit_overhead_us if isinstance(unit_overhead_us, (int, float)) else None
-        self.overhead_quantiles = None if self.unit_overhead_us is not None else sorted(unit_overhead_us)
+        # the real servers' measured round trips as quantiles (p0 .. p100; one figure: every
+        # unit pays it): each unit draws one, so their tail reaches the latencies' tail
+        self.overhead_quantiles = sorted([unit_overhead_us] if isinstance(unit_overhead_us, (int, float))
+                                         else unit_overhead_us)
         self.stop_us = stop_us
         self.cold_us, self.warm_s = cold_us or {}, warm_s
 
@@ -207,9 +207,7 @@ class Simulator:
                         r.yield_asked = True
 
     def _unit_overhead(self) -> float:
-        """µs a unit costs beyond its kernels: the figure given, or a draw from the quantiles."""
-        if self.overhead_quantiles is None:
-            return self.unit_overhead_us
+        """µs a unit costs beyond its kernels: a draw from the quantiles (one: that figure)."""
         q = self.overhead_quantiles
         x = self.rng.random() * (len(q) - 1)
         k = int(x)
