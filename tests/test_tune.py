@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -650,3 +651,62 @@ def test_refine_option_tunes_only_the_picked_tasks(tmp_path):
         assert bad.returncode == 2 and bad.stdout == "", bad.stderr
         lines = bad.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], bad.stderr
+
+
+@pytest.mark.slow  # a real search in steps with deadlines: about 4 minutes
+def test_time_budget_runs_the_recipe_within_its_deadlines(tmp_path):
+    """`--time-budget` (tune.recipe): a first round for every task, then refine rounds on
+    all cores and on one thread, each stopped at its share of the budget; every step is a
+    run of its own in tune.json, and every trial a step reports is a record in the
+    database (the batch that crossed a deadline included)."""
+    from mtcc.tune import recipe
+
+    model = Path(save(conv_batch_norm(), tmp_path / "convs.onnx"))
+    out = tmp_path / "schedules"
+    budget_min = 5  # the first round of this model takes 80-90 s here, most of it the search's start
+    started = time.monotonic()
+    r = run_mtcc("tune", model, "--target", TARGET, "--out", out, "--stage", "search",
+                 "--time-budget", budget_min, "--json", timeout=900)
+    wall = time.monotonic() - started
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = _one_json(r.stdout)
+    steps = summary["time_budget"]["steps"]
+    names = [s["step"] for s in steps]
+    assert names[0] == "first round, all cores" and steps[0]["trials_new"] > 0, steps
+    assert "refine round 1, all cores" in names and "refine round 1, 1 thread" in names, steps
+    assert names.index("refine round 1, all cores") < names.index("refine round 1, 1 thread"), steps
+    # Each kind of step ends by its deadline, give or take the batch in flight (60 s here):
+    # the steps run back to back, so their walls add up to when each ended.
+    ended, last_end = 0.0, {}
+    for step in steps:
+        ended += step["wall_s"]
+        last_end["1 thread" if step["step"].endswith("1 thread") else "all cores"] = ended
+    assert last_end["all cores"] < recipe.SEARCH_SHARE * budget_min * 60 + 60, steps
+    assert last_end["1 thread"] < (recipe.SEARCH_SHARE + recipe.REFINE_SHARE) * budget_min * 60 + 60, steps
+    assert wall < (recipe.SEARCH_SHARE + recipe.REFINE_SHARE) * budget_min * 60 + 120, (wall, steps)
+    runs = json.loads((out / "tune.json").read_text())["runs"]
+    assert [run["command"].rsplit("[", 1)[1] for run in runs] == [name + "]" for name in names]
+    assert all(run["population"] == recipe.RECIPE_POPULATION for run in runs)
+    assert [run["status"] for run in runs] == \
+        ["stopped at its deadline" if step["stopped_at_deadline"] else "finished" for step in steps]
+    assert [run["measure_threads"] == 1 for run in runs] == [name.endswith("1 thread") for name in names]
+    records = _lines(out / schedules_db.RECORDS)
+    assert len(records) == sum(s["trials_new"] for s in steps) == sum(t["trials"] for t in summary["tasks"])
+    # The first round: every task has records, none more than its one batch.
+    first, end = runs[0]["records"]
+    per_task = Counter(json.loads(line)[0] for line in records[first:end])
+    assert len(per_task) == len(_lines(out / "database_workload.json")), per_task
+    assert max(per_task.values()) <= recipe.FIRST_BATCH, per_task
+
+
+def test_time_budget_refuses_steps_of_its_own(tmp_path, tiny_model):
+    """The recipe picks its trials, tasks and threads: --time-budget with --trials, --task,
+    --refine or --measure-threads is refused in one line naming them, before any search."""
+    out = tmp_path / "schedules"
+    r = run_mtcc("tune", tiny_model, "--target", TARGET, "--out", out, "--time-budget", "5",
+                 "--trials", "10", "--task", "x", "--measure-threads", "1", timeout=300)
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--time-budget" in lines[0] and "--trials, --task, --measure-threads" in lines[0], \
+        r.stderr
+    assert not (out / schedules_db.RECORDS).exists()

@@ -238,6 +238,7 @@ def _read_npz(path: Path) -> dict:
     epilog="""\b
 Examples:
   mtcc tune examples/models/squeezenet.onnx --target x86-64-v4 --trials 2000
+  mtcc tune model.onnx --target x86-64-v4 --time-budget 60    # the whole tune in about an hour
   mtcc tune model.onnx --out schedules/model/llvm-x86-64-v4 --resume     # continue after a crash
   mtcc tune model.onnx --trials 8 --rpc-tracker 127.0.0.1:9190 --rpc-key cpu --json
   mtcc tune model.onnx --out DIR --resume --task fused_conv2d_NCHW3c_add_relu --trials 200
@@ -267,6 +268,10 @@ Examples:
                    "compute tasks whose best code runs most time slower with its operands flushed (at least "
                    "1.1x; timed alone on one core first). --trials then counts their records (default: what "
                    "they hold plus 48 each).")
+@click.option("--time-budget", type=click.FloatRange(min=1), default=None, metavar="MINUTES",
+              help="The whole tune within about this wall time, the same steps for any model: a first round "
+                   "of 8 candidates a task and rounds of --refine 8 on all cores until 50 %, rounds of --refine 8 "
+                   "--measure-threads 1 until 70 %, characterization in the rest (tune.recipe).")
 @click.option("--layout", type=click.Choice(["NCHWc", "NCHW"]), default="NCHWc", show_default=True,
               help="Convolution data layout to tune and compile.")
 @click.option("--fold-batch-norm/--no-fold-batch-norm", "fold_batch_norm", default=None,
@@ -301,8 +306,9 @@ Examples:
               help="How characterization times a candidate: hot = calls back to back on the same data; cold = "
                    "one call at a time with the private caches evicted before each, as inside a model. "
                    "Default: what the folder's characterization.json used, else hot.")
-def tune_cmd(model, target, trials, out, resume, only_tasks, refine, layout, fold_batch_norm, input_shapes, rpc_tracker, rpc_key,
-             measure_threads, cold_caches, stage, top_k, max_variants, calibration, confirm_rounds, caches, as_json):
+def tune_cmd(model, target, trials, out, resume, only_tasks, refine, time_budget, layout, fold_batch_norm, input_shapes,
+             rpc_tracker, rpc_key, measure_threads, cold_caches, stage, top_k, max_variants, calibration, confirm_rounds,
+             caches, as_json):
     """Tune every operator task of MODEL with MetaSchedule (XGBoost cost model)."""
     from ..tune import driver as tuning
     from ..tune.database import holds_records
@@ -329,13 +335,17 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, refine, layout, fol
         if refine is not None and not resume:
             raise BadInput("--refine needs --resume: it picks among the tasks of a folder already searched")
         command = "mtcc tune " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
-        with render.TuneDisplay(console) as display:
-            result = tuning.tune(model, target=tgt, trials=trials, out=dest, input_shapes=list(input_shapes),
-                                 layout=layout, rpc=rpc, listeners=[display.update], command=command,
-                                 only_tasks=list(only_tasks), fold_batch_norm=fold_batch_norm,
-                                 measure_threads=measure_threads, refine=refine, cold_caches=cold_caches,
-                                 notes=lambda line: console.print(f"tune: {line}"))
-        summary = result.as_dict()
+        if time_budget is not None:
+            summary = _tune_within(model, tgt, dest, time_budget, trials, command, console, only_tasks,
+                                   refine, measure_threads, cold_caches, input_shapes, layout, rpc, fold_batch_norm)
+        else:
+            with render.TuneDisplay(console) as display:
+                result = tuning.tune(model, target=tgt, trials=trials, out=dest, input_shapes=list(input_shapes),
+                                     layout=layout, rpc=rpc, listeners=[display.update], command=command,
+                                     only_tasks=list(only_tasks), fold_batch_norm=fold_batch_norm,
+                                     measure_threads=measure_threads, refine=refine, cold_caches=cold_caches,
+                                     notes=lambda line: console.print(f"tune: {line}"))
+            summary = result.as_dict()
         if not as_json:
             render.print_tune_table(console, summary)
     if stage in ("all", "characterize"):
@@ -348,6 +358,25 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, refine, layout, fol
         if not as_json:
             render.print_variants(console, dest)
     return summary
+
+
+def _tune_within(model, tgt, dest, time_budget, trials, command, console, only_tasks, refine, measure_threads,
+                 cold_caches, input_shapes, layout, rpc, fold_batch_norm) -> dict:
+    """`mtcc tune --time-budget`: the recipe's search steps (tune.recipe)."""
+    from ..tune import recipe
+
+    clash = [name for name, given in (("--trials", trials is not None), ("--task", only_tasks),
+                                      ("--refine", refine is not None),
+                                      ("--measure-threads", measure_threads is not None), ("--cold-caches", cold_caches))
+             if given]
+    if clash:
+        raise BadInput(f"--time-budget runs the recipe's own steps: drop {', '.join(clash)}")
+    with render.TuneDisplay(console) as display:
+        steps = recipe.search_within(
+            model, budget_s=time_budget * 60, target=tgt, out=dest, command=command,
+            listeners=[display.update], notes=lambda line: console.print(f"tune: {line}"),
+            input_shapes=list(input_shapes), layout=layout, rpc=rpc, fold_batch_norm=fold_batch_norm)
+    return steps.as_dict()
 
 
 # ---------------------------------------------------------------- calibrate

@@ -74,6 +74,7 @@ class Progress:
     started: float = field(default_factory=time.perf_counter)
     new_trials: int = 0
     listeners: list = field(default_factory=list)
+    ends_by: float | None = None  # perf_counter() of a deadline, if the run has one
 
     @property
     def elapsed(self) -> float:
@@ -84,7 +85,8 @@ class Progress:
         remaining = max(0, self.budget - self.existing - self.new_trials)
         if not self.new_trials:
             return None
-        return remaining * self.elapsed / self.new_trials
+        eta = remaining * self.elapsed / self.new_trials
+        return eta if self.ends_by is None else max(0.0, min(eta, self.ends_by - time.perf_counter()))
 
     def record(self, task_id: int, run_secs: list[float | None]) -> None:
         task = self.tasks[task_id]
@@ -200,6 +202,7 @@ class TuneResult:
     tasks: list[dict]
     refined: list[str] | None = None  # the tasks --refine picked
     flush_costs: dict | None = None   # --cold-caches --refine: {task: {"hot_us", "flushed_us"}} it ranked by
+    stopped_at_deadline: bool = False
 
     def as_dict(self) -> dict:
         est = sum(t["best_us"] * t["count"] for t in self.tasks if t["best_us"] is not None)
@@ -214,6 +217,7 @@ class TuneResult:
             "tasks": self.tasks,
             **({"refined": self.refined} if self.refined is not None else {}),
             **({"flush_costs": self.flush_costs} if self.flush_costs is not None else {}),
+            **({"stopped_at_deadline": True} if self.stopped_at_deadline else {}),
         }
 
 
@@ -237,6 +241,36 @@ def default_trials(graph, names: set[str] | None = None) -> int:
     return 64 * heavy + 16 * (len(chosen) - heavy)
 
 
+# MetaSchedule's evolutionary search draws and evolves this many schedules before every
+# batch it sends for measurement (its default 512).  On inception_v1's convolutions on
+# these 2 vCPUs that costs 15-31 s a batch (7 s to draw, 6 s a generation), against
+# 1-3 s to build and time the batch: the search, not the measuring, sets the wall time.
+DEFAULT_POPULATION = 512
+
+
+class _TimeUp(Exception):
+    """Raised by the deadline callback to end MetaSchedule's loop; caught in tune()."""
+
+
+def _deadline_callback(deadline: float, fired: list):
+    """A MeasureCallback that ends the search once time.monotonic() passes `deadline`.
+    It runs after MetaSchedule's own callbacks, so the batch it sees is already in the
+    database; batches still being measured for other tasks are dropped.  MetaSchedule
+    joins no batch before every task has had its first, so the search cannot end
+    earlier than that round."""
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+    @derived_object
+    class DeadlineCallback(PyMeasureCallback):
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+            if time.monotonic() >= deadline:
+                fired.append(True)
+                raise _TimeUp()
+
+    return DeadlineCallback()
+
+
 def _per_iter(remaining: int, num_tasks: int, cap: int) -> int:
     """MetaSchedule's gradient scheduler first gives every task one batch in turn, so a
     batch must be small enough for the budget to reach every task."""
@@ -247,7 +281,9 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
          input_shapes=None, layout: str = DEFAULT_LAYOUT, rpc: RpcSpec | None = None,
          trials_per_iter: int = 32, seed: int = 0, listeners=(), command: str | None = None,
          only_tasks=None, fold_batch_norm: bool | None = None, measure_threads: int | None = None,
-         refine: int | None = None, cold_caches: bool = False, notes: TextProgress = None) -> TuneResult:
+         refine: int | None = None, cold_caches: bool = False, notes: TextProgress = None,
+         deadline: float | None = None, population: int = DEFAULT_POPULATION,
+         first_round: int | None = None) -> TuneResult:
     """Tune every task of the model (or the tasks named in `only_tasks`) until the
     database holds `trials` records for them in all.  `fold_batch_norm` (None: on for a
     new folder, as recorded for one that holds records) is recorded in tune.json with the
@@ -263,7 +299,12 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     ranks their cold candidates first and picks their default and claims by pairs timed
     that way (tune.database.DatabaseLines.candidates, variants.confirm).  With `refine`,
     the tasks picked are those that lose most time with their operands flushed, timed
-    alone first (refine.tasks_to_search_cold).  `notes`: a line printer for that."""
+    alone first (refine.tasks_to_search_cold).  `notes`: a line printer for that.
+    `deadline` (time.monotonic()): stop the search at the first batch measured after it
+    (the result says `stopped_at_deadline`).  `population`: schedules the evolutionary
+    search draws per batch (DEFAULT_POPULATION).  `first_round` (without `trials`): search
+    only the tasks without records, each one batch of that many (the recipe's first
+    round; a task whose space is small ends with fewer)."""
     import tvm.s_tir.meta_schedule as ms
 
     from .builder import WarmBuilder
@@ -306,15 +347,22 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
         only_tasks, trials = [t["name"] for t in refined], refine_tasks.refine_budget(refined, trials)
     extracted = _select_tasks(extracted, only_tasks, model.name)
     contexts = [_TaskView(t.task_name, t.dispatched[0]) for t in extracted]
-    weights = [t.weight for t in extracted]
     existing = records_by_task(db, contexts)
+    per_task_round = bool(first_round) and trials is None
+    if per_task_round:
+        new = [i for i, recs in enumerate(existing) if not recs]
+        extracted, contexts, existing = ([seq[i] for i in new] for seq in (extracted, contexts, existing))
+    weights = [t.weight for t in extracted]
     progress = Progress(
         tasks=[TaskProgress(c.task_name, flops.get(c.task_name, 0.0), int(w), trials=len(r),
                             best_secs=min((mean_secs(x.run_secs) for x in r), default=float("inf")))
                for c, w, r in zip(contexts, weights, existing)],
-        budget=trials if trials is not None else default_trials(graph, {c.task_name for c in contexts}),
+        budget=(trials if trials is not None
+                else first_round * len(contexts) if per_task_round
+                else default_trials(graph, {c.task_name for c in contexts})),
         existing=sum(len(r) for r in existing),
         listeners=list(listeners),
+        ends_by=None if deadline is None else time.perf_counter() + deadline - time.monotonic(),
     )
     remaining = progress.budget - progress.existing
     # TVM sizes its pool once per process, from TVM_NUM_THREADS (else half the logical
@@ -322,6 +370,9 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     # threads as the target has cores unless the caller chose otherwise.
     use_threads(measure_threads or target_cores(target), overwrite=measure_threads is not None)
     start = time.perf_counter()
+    time_up: list = []  # the deadline callback appends when it ends the search
+    if deadline is not None and time.monotonic() >= deadline:
+        remaining = 0
     noted = remaining > 0
     first_record = record_lines(out)
     if remaining > 0:
@@ -329,20 +380,35 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
             check_tracker(rpc)
         log_dir = out / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        _note_run_started(out, model, target, layout, options, command, cold_caches)
-        contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, str(log_dir), seed=seed)
+        _note_run_started(out, model, target, layout, options, command, cold_caches, population)
+        strategy = ms.search_strategy.EvolutionarySearch(population_size=population)
+        contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, str(log_dir),
+                                                                             strategy=strategy, seed=seed)
         builder = WarmBuilder()
         runner = make_runner(rpc, cold_caches)
+        callbacks = [_progress_callback(progress)]
+        if not any(existing):  # a fresh folder: the first progress line comes late
+            say(notes, f"first round: a batch for each of {len(contexts)} tasks; MetaSchedule reports "
+                       "none back before every task has had its batch")
+        if deadline is not None:
+            callbacks.append(_deadline_callback(deadline, time_up))
         try:
             ms.tune_tasks(
                 tasks=contexts, task_weights=[float(w) for w in weights], work_dir=str(log_dir),
                 max_trials_global=remaining,
-                num_trials_per_iter=_per_iter(remaining, len(contexts), trials_per_iter),
+                # MetaSchedule's default: the global budget; in a first round a task stops
+                # at its batch instead of taking the trials the small tasks left.
+                max_trials_per_task=first_round if per_task_round else None,
+                num_trials_per_iter=(first_round if per_task_round
+                                     else _per_iter(remaining, len(contexts), trials_per_iter)),
                 builder=builder, runner=runner, database=db, cost_model="xgb",
                 measure_callbacks=ms.measure_callback.MeasureCallback.create("default")
-                + [_progress_callback(progress)],
+                + callbacks,
                 task_scheduler="gradient",
             )
+        except Exception:
+            if not time_up:
+                raise
         finally:
             builder.shutdown()
     wall = time.perf_counter() - start
@@ -352,9 +418,10 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
         trials_requested=progress.budget, trials_existing=progress.existing,
         trials_new=progress.new_trials, wall_s=wall, tasks=_task_summary(db, all_views, all_weights, flops, kinds),
         refined=[t["name"] for t in refined] if refined is not None else None,
-        flush_costs=flush_costs,
+        flush_costs=flush_costs, stopped_at_deadline=bool(time_up),
     )
-    _write_meta(out, model, target, layout, options, result, command, noted, (first_record, record_lines(out)))
+    _write_meta(out, model, target, layout, options, result, command, noted, (first_record, record_lines(out)),
+                population)
     return result
 
 
@@ -448,7 +515,8 @@ def _save_meta(out: Path, meta: dict) -> None:
     os.replace(tmp, out / META)
 
 
-def _new_run(meta: dict, command: str | None, cold_caches: bool = False) -> dict:
+def _new_run(meta: dict, command: str | None, cold_caches: bool = False,
+             population: int = DEFAULT_POPULATION) -> dict:
     """Append this run's entry; any run still "running" was killed before it ended."""
     for run in meta["runs"]:
         if run.get("status") == "running":
@@ -458,21 +526,23 @@ def _new_run(meta: dict, command: str | None, cold_caches: bool = False) -> dict
            "measure_threads": int(os.environ.get("TVM_NUM_THREADS", "0")) or None}
     if cold_caches:
         run["caches"] = COLD  # the records' times are not comparable with the others'
+    if population != DEFAULT_POPULATION:
+        run["population"] = population
     meta["runs"].append(run)
     return run
 
 
 def _note_run_started(out: Path, model, target, layout: str, options: dict[str, bool], command: str | None,
-                      cold_caches: bool = False) -> None:
+                      cold_caches: bool = False, population: int = DEFAULT_POPULATION) -> None:
     """Record the run before its first trial, so a run that is killed is still listed
     (its command, date and machine) and the next run can say it was interrupted."""
     meta = _base_meta(out, model, target, layout, options)
-    _new_run(meta, command, cold_caches)
+    _new_run(meta, command, cold_caches, population)
     _save_meta(out, meta)
 
 
 def _write_meta(out: Path, model, target, layout: str, options: dict[str, bool], result: TuneResult, command: str | None,
-                noted: bool, records: tuple[int, int]) -> None:
+                noted: bool, records: tuple[int, int], population: int = DEFAULT_POPULATION) -> None:
     """How these schedules were made, next to them: completes the run this process
     noted at its start (`noted`), or adds one for a run that had nothing to tune.
     `records`: the run's lines of the records file [first, end), so each record's
@@ -483,8 +553,9 @@ def _write_meta(out: Path, model, target, layout: str, options: dict[str, bool],
         "estimated_latency_ms": result.as_dict()["estimated_latency_ms"],
         "tasks": result.tasks,
     })
-    run = meta["runs"][-1] if noted else _new_run(meta, command)
-    run.update({"status": "finished", "trials_new": result.trials_new, "wall_s": round(result.wall_s, 1),
+    run = meta["runs"][-1] if noted else _new_run(meta, command, population=population)
+    run.update({"status": "stopped at its deadline" if result.stopped_at_deadline else "finished",
+                "trials_new": result.trials_new, "wall_s": round(result.wall_s, 1),
                 "records": list(records)})
     _save_meta(out, meta)
 
