@@ -12,7 +12,12 @@ fixed wall time, by the same steps for any model (no task named by hand):
 Why rounds and not MetaSchedule's own scheduler after the first round: it keeps the
 batch size of the first round, and a batch's evolutionary search costs the same
 whatever its size (about 28 s on inception_v1's convolutions here once the cost model
-is trained), so batches of 8 cost 3.5 s a trial where a refine round's 24 cost ~1 s.
+is trained), so batches of 8 cost 3.5 s a trial where a refine round's 24 cost 1.2-1.7 s.
+
+Not yet enough for a big model: on inception_v1 (84 tasks, about 60 convolutions) an hour
+of it on 2 vCPUs leaves most convolutions with their first batch, and built to 1.3-1.4x
+the time of the committed schedules' (docs/results.md, "A one-command tune within a time
+budget"): rounds of eight tasks do not reach them all.
 
 Each step is a run of tune.driver.tune with a deadline, listed in tune.json with its
 own command line, so a folder made this way says how.  The evolutionary search draws
