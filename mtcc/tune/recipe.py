@@ -43,9 +43,9 @@ REFINE_SHARE = 0.20
 FIRST_BATCH = 8
 REFINE_TASKS = 8
 RECIPE_POPULATION = 256
-# A refine round is started only while MIN_ROUND_S of its step's time is left (a tenth of
-# the time since the start, for short budgets): a round re-imports the model and makes
-# its tasks' search contexts before its first batch.
+# A refine round is started only while MIN_ROUND_S is left before its step's deadline (or,
+# for short budgets, a tenth of the time from the start to that deadline): a round
+# re-imports the model and makes its tasks' search contexts before its first batch.
 MIN_ROUND_S = 60.0
 
 
