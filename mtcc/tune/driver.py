@@ -318,8 +318,9 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     _quiet_metaschedule()
 
     # Tune contexts are made only when there is something to tune: making one imports
-    # tvm.s_tir.tensor_intrin (every target's intrinsics, 20-30 s here), which a resume
-    # that already has its budget, or a bad --rpc-tracker, need not wait for.
+    # tensor intrinsics (every target's, 20-30 s here, unless register_x86_intrinsics_only
+    # ran first), which a resume that already has its budget, or a bad --rpc-tracker, need
+    # not wait for.
     extracted = [t for t in ms.relax_integration.extract_tasks(fused, target)
                  if not t.mod.attrs.get("tirx.is_scheduled", False)]  # as the contexts skip them
     all_views = [_TaskView(t.task_name, t.dispatched[0]) for t in extracted]
@@ -382,6 +383,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
         log_dir.mkdir(parents=True, exist_ok=True)
         _note_run_started(out, model, target, layout, options, command, cold_caches, population)
         strategy = ms.search_strategy.EvolutionarySearch(population_size=population)
+        register_x86_intrinsics_only()
         contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, str(log_dir),
                                                                              strategy=strategy, seed=seed)
         builder = WarmBuilder()
@@ -570,6 +572,30 @@ def machine_description() -> dict:
     except OSError:
         pass
     return {"cpu": model_name or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def register_x86_intrinsics_only() -> None:
+    """Make a TuneContext's start cheap: its constructor imports tvm.s_tir.tensor_intrin,
+    whose package registers the tensor intrinsics of every target TVM knows -- 22 s in a
+    fresh process on these VMs, 16 of them CUDA's -- and every tune process paid it.  The
+    schedule rules of an x86 target name only the x86 ones (dot_16x4_vnni and
+    dot_16x4_avx512: the only intrinsic names libtvm_compiler holds for x86), so the
+    package is entered without running its __init__ and only its x86 module imported;
+    the constructor's import then finds the package in sys.modules.  Any other of its
+    modules can still be imported by name later.  No-op once the package is imported."""
+    import importlib
+    import importlib.util
+    import sys
+
+    name = "tvm.s_tir.tensor_intrin"
+    if name not in sys.modules:
+        package = importlib.util.module_from_spec(importlib.util.find_spec(name))  # __init__ not run
+        sys.modules[name] = package
+        try:
+            importlib.import_module(name + ".x86")  # registers its intrinsics with TVM
+        except BaseException:
+            del sys.modules[name]  # leave the real import to whoever comes next
+            raise
 
 
 def _quiet_metaschedule() -> None:
