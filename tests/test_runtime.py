@@ -144,12 +144,18 @@ def test_lanes_run_one_models_requests_at_once_on_disjoint_cores(bundles, refere
             _, want, names = reference["squeezenet"][k]
             _check(future.result(timeout=300), want, names)
         timeline = server.stats()["timeline"]
+        # The server pins each lane thread, asleep, to its unit's first core before it wakes
+        # it (placement.pin_sleeping): between units a lane waits on its last unit's core.
+        model = server.models["squeezenet"]
+        last = {holder: cores for _, what, holder, cores in timeline if what == "grant"}
+        on = {k: sorted(os.sched_getaffinity(tid)) for k, tid in enumerate(model.lane_tids)}
     assert _check_grants(timeline) == 2, "two lanes never held cores at the same time"
+    assert on == {k: [min(last[str(("lane", "squeezenet", k))])] for k in range(2)}, (on, last)
 
 
 PINNING = """
 import json, os, sys, numpy as np, mtcc
-from mtcc.runtime.placement import LanePlacement
+from mtcc.runtime.placement import LanePlacement, lane_core, pin_sleeping
 bundle = mtcc.load(sys.argv[1])
 arrays = [np.zeros(i["shape"], i["dtype"]) for i in bundle.inputs]
 placement = LanePlacement()
@@ -160,23 +166,24 @@ def cpu_ticks(tid):
     fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
 for cores in ([0, 1], [1], [1], [0], [0, 1]):
-    placement.apply(cores)
+    core = lane_core(cores)  # as the server does before it sends a unit
+    pin_sleeping(placement.lane_tid, core)
+    placement.apply(cores, lane_core=core)
     before = [cpu_ticks(t) for t in placement.worker_tids]
     for _ in range(int(sys.argv[2])):
         bundle.executor.run(*arrays)
     ran = [t for t, b in zip(placement.worker_tids, before) if cpu_ticks(t) > b]
     on = [sorted(os.sched_getaffinity(t)) for t in [placement.lane_tid, *ran]]
-    placement.idle()  # as a tenant's lane does after each unit
-    print(json.dumps({"granted": cores, "workers": len(placement.worker_tids), "ran": len(ran), "on": on,
-                      "idle": sorted(os.sched_getaffinity(placement.lane_tid))}), flush=True)
+    print(json.dumps({"granted": cores, "workers": len(placement.worker_tids), "ran": len(ran), "on": on}),
+          flush=True)
 """
 
 
 def test_a_grant_pins_every_thread_that_runs(bundles):
     # A grant re-pins only the lane thread and the pool workers that will run (placement.py
     # relies on TVM handing task k to worker k-1 in creation order): whatever a unit
-    # runs on, every thread that gained CPU time sits alone on one of the granted cores;
-    # between units the lane thread waits unpinned, so it never wakes behind a busy core.
+    # runs on, every thread that gained CPU time sits alone on one of the granted cores
+    # (the lane thread pinned as the server pins it, before the unit).
     # A pool of 4 threads on 2 cores: more workers than any grant uses.
     import json
 
@@ -187,9 +194,6 @@ def test_a_grant_pins_every_thread_that_runs(bundles):
     rows = [json.loads(line) for line in out.strip().splitlines()]
     assert [r["granted"] for r in rows] == [[0, 1], [1], [1], [0], [0, 1]]
     for r in rows:
-        # between units the lane thread may wake on any core (the next grant pins it again,
-        # also where the grant repeats: the third row)
-        assert r["idle"] == [0, 1], r
         assert r["workers"] == 3
         assert r["ran"] <= len(r["granted"]) - 1, f"granted {r['granted']}: {r['ran']} workers ran"
         assert all(len(on) == 1 and on[0] in r["granted"] for on in r["on"]), \

@@ -755,6 +755,11 @@ def test_characterization_runs_the_stressor_during_pressure_cells_only(stream_db
               f"{sharing}, load {machine.load_average()}")
     if not concurrent:
         pytest.skip(f"vCPUs not known to be concurrent: slowdown not asserted ({report})")
+    # The level's stressor is sized by a calibration of this CPU; borrowed from another CPU
+    # (an Intel Xeon VM with the AMD EPYC file: 0.983-1.004x here, where its own memory
+    # probe read 1.014x beside the stressor) it promises no slowdown.
+    if committed_calibration_path().stem != machine.cpu_slug():
+        pytest.skip(f"no calibration of this CPU ({machine.cpu_slug()}): slowdown not asserted ({report})")
     assert min(ratios) > 1.0, report
 
 

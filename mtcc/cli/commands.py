@@ -272,6 +272,11 @@ Examples:
               help="The whole tune within about this wall time, the same steps for any model: a first round "
                    "of 8 candidates a task and rounds of --refine 8 on all cores until 50 %, rounds of --refine 8 "
                    "--measure-threads 1 until 70 %, characterization in the rest (tune.recipe).")
+@click.option("--population", type=click.IntRange(min=8), default=None, metavar="N",
+              help="Schedules MetaSchedule's evolutionary search draws per batch (default 512, its own). The "
+                   "search, not the measuring, sets a batch's wall time: a tiny model's 8 trials took 52-62 s at "
+                   "512 and 13 s at 64 on an Intel Xeon VM; a smaller population searches less of each space. "
+                   "tune.json records it.")
 @click.option("--layout", type=click.Choice(["NCHWc", "NCHW"]), default="NCHWc", show_default=True,
               help="Convolution data layout to tune and compile.")
 @click.option("--fold-batch-norm/--no-fold-batch-norm", "fold_batch_norm", default=None,
@@ -306,9 +311,9 @@ Examples:
               help="How characterization times a candidate: hot = calls back to back on the same data; cold = "
                    "one call at a time with the private caches evicted before each, as inside a model. "
                    "Default: what the folder's characterization.json used, else hot.")
-def tune_cmd(model, target, trials, out, resume, only_tasks, refine, time_budget, layout, fold_batch_norm, input_shapes,
-             rpc_tracker, rpc_key, measure_threads, cold_caches, stage, top_k, max_variants, calibration, confirm_rounds,
-             caches, as_json):
+def tune_cmd(model, target, trials, out, resume, only_tasks, refine, time_budget, population, layout, fold_batch_norm,
+             input_shapes, rpc_tracker, rpc_key, measure_threads, cold_caches, stage, top_k, max_variants, calibration,
+             confirm_rounds, caches, as_json):
     """Tune every operator task of MODEL with MetaSchedule (XGBoost cost model)."""
     from ..tune import driver as tuning
     from ..tune.database import holds_records
@@ -336,15 +341,20 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, refine, time_budget
             raise BadInput("--refine needs --resume: it picks among the tasks of a folder already searched")
         command = "mtcc tune " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
         if time_budget is not None:
-            summary = _tune_within(model, tgt, dest, time_budget, trials, command, console, only_tasks,
-                                   refine, measure_threads, cold_caches, input_shapes, layout, rpc, fold_batch_norm)
+            refused = {"--trials": trials is not None, "--task": bool(only_tasks), "--refine": refine is not None,
+                       "--measure-threads": measure_threads is not None, "--cold-caches": cold_caches,
+                       "--population": population is not None}
+            summary = _tune_within(model, tgt, dest, time_budget, command, console, refused,
+                                   input_shapes=list(input_shapes), layout=layout, rpc=rpc,
+                                   fold_batch_norm=fold_batch_norm)
         else:
             with render.TuneDisplay(console) as display:
                 result = tuning.tune(model, target=tgt, trials=trials, out=dest, input_shapes=list(input_shapes),
                                      layout=layout, rpc=rpc, listeners=[display.update], command=command,
                                      only_tasks=list(only_tasks), fold_batch_norm=fold_batch_norm,
                                      measure_threads=measure_threads, refine=refine, cold_caches=cold_caches,
-                                     notes=lambda line: console.print(f"tune: {line}"))
+                                     notes=lambda line: console.print(f"tune: {line}"),
+                                     population=population or tuning.DEFAULT_POPULATION)
             summary = result.as_dict()
         if not as_json:
             render.print_tune_table(console, summary)
@@ -360,22 +370,18 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, refine, time_budget
     return summary
 
 
-def _tune_within(model, tgt, dest, time_budget, trials, command, console, only_tasks, refine, measure_threads,
-                 cold_caches, input_shapes, layout, rpc, fold_batch_norm) -> dict:
-    """`mtcc tune --time-budget`: the recipe's search steps (tune.recipe)."""
+def _tune_within(model, tgt, dest, time_budget, command, console, refused: dict, **import_options) -> dict:
+    """`mtcc tune --time-budget`: the recipe's search steps (tune.recipe).  `refused`: {option:
+    given} of the options the recipe sets itself; `import_options`: driver.tune's import options."""
     from ..tune import recipe
 
-    clash = [name for name, given in (("--trials", trials is not None), ("--task", only_tasks),
-                                      ("--refine", refine is not None),
-                                      ("--measure-threads", measure_threads is not None), ("--cold-caches", cold_caches))
-             if given]
+    clash = [name for name, given in refused.items() if given]
     if clash:
         raise BadInput(f"--time-budget runs the recipe's own steps: drop {', '.join(clash)}")
     with render.TuneDisplay(console) as display:
         steps = recipe.search_within(
             model, budget_s=time_budget * 60, target=tgt, out=dest, command=command,
-            listeners=[display.update], notes=lambda line: console.print(f"tune: {line}"),
-            input_shapes=list(input_shapes), layout=layout, rpc=rpc, fold_batch_norm=fold_batch_norm)
+            listeners=[display.update], notes=lambda line: console.print(f"tune: {line}"), **import_options)
     return steps.as_dict()
 
 

@@ -27,13 +27,13 @@ baselines) its own cores back after each.
 Between units the lane thread waits on its pipe.  Left pinned to its last grant's core,
 it woke there to start a unit granted another core, queued behind whatever ran on the
 old one: in the medium mix on 2 vCPUs the transformer's unit then took 1.8-5.1 ms from
-sent to started (0.25 ms median), while inception_v1 computed on that core.  So after
-each unit `idle()` lets the lane thread wake on any of the tenant's cores; the next
-grant pins it again.  That costs every unit's start one more sched_setaffinity: on this
-VM ~5 µs back to back, 40-130 µs after 20 ms idle (130 where it moves the running thread
-to another core); the transformer's grant went from a 6 to a 79 µs median in
-benchmarks/runtime_costs.py, its whole request through the server from 1.25x to 1.23x
-`bundle.run` (noise), against stalls of 1.8-5.1 ms removed under load.
+sent to started (0.25 ms median), while inception_v1 computed on that core.  Unpinning it
+after each unit fixed that, but made every unit's start pin the running lane thread
+again: 40-130 µs after 20 ms idle on the Zen 4 VM (130 where the kernel must move the
+running thread to another core), the transformer's grant from a 6 to a 79 µs median.  So
+the server pins the *sleeping* lane thread to the unit's first core before it sends the
+unit (`pin_sleeping`: no running thread to move, and a repeated grant pins nothing), and
+the lane wakes on a core it holds; `apply(cores, lane_core=...)` then skips that pin.
 """
 from __future__ import annotations
 
@@ -41,6 +41,21 @@ import contextlib
 import os
 import threading
 import time
+
+
+def lane_core(cores) -> int:
+    """The core a grant puts the lane thread on (apply's order: the lowest)."""
+    return min(cores)
+
+
+def pin_sleeping(tid: int, core: int) -> bool:
+    """Pin a lane thread, from the server, while it waits for its unit: it then wakes on
+    `core` (module doc).  False if the thread is gone (its tenant died)."""
+    try:
+        os.sched_setaffinity(tid, (core,))
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _thread_ids() -> set[int]:
@@ -53,7 +68,6 @@ class LanePlacement:
 
         self._config = tvm.get_global_func("runtime.config_threadpool")
         self.lane_tid = threading.get_native_id()
-        self.home = tuple(sorted(os.sched_getaffinity(0)))  # the tenant's cores: where the lane thread waits
         self.worker_tids: list[int] = []
         self.cores: tuple[int, ...] = ()
         self.threads = 0
@@ -66,11 +80,14 @@ class LanePlacement:
         warm_up()
         self.worker_tids = sorted(_thread_ids() - before)
 
-    def apply(self, cores) -> float:
+    def apply(self, cores, lane_core: int | None = None) -> float:
         """Run this lane's pool on `cores`, one thread per core (the lane thread on the
-        first); returns µs spent."""
+        first); returns µs spent.  `lane_core`: where the server already pinned the lane
+        thread (pin_sleeping), not pinned again."""
         start = time.perf_counter()
-        cores = tuple(sorted(cores))
+        cores = tuple(sorted(cores))  # the lane thread on cores[0]: lane_core(cores)
+        if lane_core is not None:
+            self._pinned[self.lane_tid] = lane_core
         if cores != self.cores:
             for tid, core in zip([self.lane_tid, *self.worker_tids[:len(cores) - 1]], cores):
                 if self._pinned.get(tid) != core:
@@ -84,13 +101,6 @@ class LanePlacement:
             self._config(1, len(cores))
             self.threads = len(cores)
         return (time.perf_counter() - start) * 1e6
-
-    def idle(self) -> None:
-        """Between units: the lane thread may wake on any of the tenant's cores (module
-        doc); the next apply() pins it again.  Call on the lane thread."""
-        if self._pinned.pop(self.lane_tid, None) is not None:
-            os.sched_setaffinity(self.lane_tid, self.home)
-            self.cores = ()
 
     @contextlib.contextmanager
     def holding(self, cores):

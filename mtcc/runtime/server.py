@@ -36,6 +36,7 @@ from ..threads import tenant_thread_env
 from . import shm
 from .cores import CoreAllocator
 from .loader import FeedChecker
+from .placement import lane_core, pin_sleeping
 from .policies import Pending, make_policy
 from .profile import ModelProfile
 from .scheduler import Waiting, default_lanes, must_yield, schedule, waiting_of
@@ -76,6 +77,7 @@ class Request:
     grants: list = field(default_factory=list)    # (first call, end call, cores) of each unit run
     arrays: list | None = None      # the inputs until they are in a lane's arena
     sent: float = 0.0               # when its current unit was sent to the tenant
+    pin_us: float = 0.0             # pinning its lane thread for the current unit (part of the grant)
     # where its time went, in seconds (summed over its units): see Server.submit's future
     spent: dict = field(default_factory=lambda: dict.fromkeys(("to_first_unit", "to_tenant", "in_tenant", "to_server"), 0.0))
 
@@ -98,6 +100,8 @@ class Model:
         self.process = None
         self.conn = None                 # control pipe (ready, failed, stop)
         self.lane_conns: list = []       # one pipe per lane (units and their replies)
+        self.lane_tids: list[int] = []   # each lane's thread in the tenant, and the core this
+        self.lane_pins: dict[int, int] = {}  # process pinned it to (placement.pin_sleeping)
         self.ready = threading.Event()
         self.timed: queue.Queue = queue.Queue()
         self.failure: str | None = None
@@ -231,6 +235,7 @@ class Server:
             t.close()
         conns = [Connection(ours.detach()) for ours, _ in pairs]
         model.process, model.conn, model.lane_conns = process, conns[0], conns[1:]
+        model.lane_tids, model.lane_pins = [], {}  # known again when it is ready
         model.ready.clear()
         model.failure = None
         threading.Thread(target=self._read_control, args=(model, conns[0], process), daemon=True,
@@ -257,6 +262,7 @@ class Server:
                 return
             if msg.get("op") == "ready":
                 model.frozen_objects = msg.get("frozen_objects", 0)
+                model.lane_tids, model.lane_pins = list(msg.get("lane_tids", [])), {}
                 model.ready.set()
                 self._step(("ready", model.name))  # a restarted tenant: dispatch its queue
             elif msg.get("op") == "failed":
@@ -474,7 +480,7 @@ class Server:
         r.segments.extend(msg["segments"])
         m.boundary_us.extend(msg["boundary_us"])
         m.boundaries += len(msg["boundary_us"])
-        m.grant_us.append(msg["grant_us"])
+        m.grant_us.append(msg["grant_us"] + r.pin_us)
         m.block_us.extend(s[2] for s in msg["segments"])
         m.segments.extend(msg["segments"])
         if msg["finished"]:
@@ -535,12 +541,29 @@ class Server:
                 r.conflicts += 1
                 m.conflicts += 1
             r.sent = time.monotonic()
+            core = self._pin_lane(m, r.lane, grant.cores, r)
             m.lane_conns[r.lane].send({"op": "run", "lane": r.lane, "request": r.id, "start": r.pending.reached,
                                        "end": grant.end, "stops": grant.stops, "cores": grant.cores,
-                                       "selector": self.policy.selector})
+                                       "selector": self.policy.selector, "lane_core": core})
         self._update_neighbours()
         if step.best_blocked is not None:
             self._ask_to_yield(step.best_blocked)
+
+    @staticmethod
+    def _pin_lane(m: Model, k: int, cores: list[int], r: Request) -> int | None:
+        """Pin lane k's thread, asleep on its pipe, to the core the unit puts it on, so it
+        wakes there (placement.py); returns that core, or None where the tenant must pin
+        it itself (its thread ids not known, or gone)."""
+        start = time.perf_counter()
+        core = lane_core(cores)
+        if m.lane_pins.get(k) != core:
+            if k >= len(m.lane_tids) or not pin_sleeping(m.lane_tids[k], core):
+                m.lane_pins.pop(k, None)
+                core = None
+            else:
+                m.lane_pins[k] = core
+        r.pin_us = (time.perf_counter() - start) * 1e6
+        return core
 
     def _running(self):
         for m in self.models.values():

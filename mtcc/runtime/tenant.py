@@ -130,7 +130,6 @@ class Lane(threading.Thread):
                 self.conn.send(reply)
             except (OSError, EOFError):
                 return
-            self.placement.idle()  # wait for the next unit on any core, not the last one (placement.py)
             self.learn()
 
     def learn(self) -> None:
@@ -157,7 +156,7 @@ class Lane(threading.Thread):
     def _run_unit(self, unit: dict) -> dict:
         profile, ex, control = self.tenant.profile, self.executor, self.memory.control
         t_start = time.monotonic()
-        grant_us = self.placement.apply(unit["cores"])
+        grant_us = self.placement.apply(unit["cores"], lane_core=unit.get("lane_core"))
         ncores = len(unit["cores"])
         start, end = int(unit["start"]), int(unit["end"])
         stops = set(int(s) for s in unit.get("stops", ()))
@@ -256,7 +255,8 @@ class Tenant:
         frozen = freeze_startup_heap()  # the loaded bundle lives as long as the tenant (heap.py)
         self.send({"op": "ready", "pid": os.getpid(), "frozen_objects": frozen,
                    "warm_up_ms": [round(lane.warm_up_ms, 3) for lane in self.lanes],
-                   "worker_tids": [lane.placement.worker_tids for lane in self.lanes]})
+                   "worker_tids": [lane.placement.worker_tids for lane in self.lanes],
+                   "lane_tids": [lane.placement.lane_tid for lane in self.lanes]})  # the server pins them (placement.py)
         while True:  # the control pipe: a stop, or its end, ends the tenant
             try:
                 msg = self.conn.recv()
