@@ -12,6 +12,7 @@ place the threads inside that set, so binding is off unless the user sets it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 
@@ -26,6 +27,24 @@ def tvm_thread_env(n: int) -> dict[str, str]:
     """Environment entries for a process whose TVM pool should run `n` threads."""
     return {"TVM_NUM_THREADS": str(int(n)),
             "TVM_BIND_THREADS": os.environ.get("TVM_BIND_THREADS", "0")}
+
+
+@contextlib.contextmanager
+def thread_env_restored():
+    """The pool variables (tvm_thread_env's keys) as they were before, once the block or
+    decorated call ends: a process that sets them per run (tune.driver.tune, whose
+    measuring workers inherit them) leaves no run's choice to the next (the time-budget
+    recipe's 1-thread rounds, then characterization)."""
+    keys = tuple(tvm_thread_env(1))
+    saved = {key: os.environ.get(key) for key in keys}
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 # After each parallel kernel TVM's pool workers spin (sched_yield) for

@@ -689,7 +689,7 @@ def test_time_budget_runs_the_recipe_within_its_deadlines(tmp_path):
     # walls are timed per step).
     all_cores_end = sum(s["wall_s"] for s in steps if s["step"].endswith("all cores"))
     refine_end_s = (recipe.SEARCH_SHARE + recipe.REFINE_SHARE) * budget_min * 60
-    if refine_end_s - all_cores_end >= min(recipe.MIN_ROUND_S, refine_end_s / 10) + 10:
+    if refine_end_s - all_cores_end >= recipe.least_round_s(refine_end_s) + 10:
         assert "1 thread" in kinds, steps
     # Each kind of step ends by its deadline, give or take the batch in flight (60 s here):
     # the steps run back to back, so their walls add up to when each ended.
@@ -713,6 +713,22 @@ def test_time_budget_runs_the_recipe_within_its_deadlines(tmp_path):
     per_task = Counter(json.loads(line)[0] for line in records[first:end])
     assert len(per_task) == len(_lines(out / "database_workload.json")), per_task
     assert max(per_task.values()) <= recipe.FIRST_BATCH, per_task
+
+
+def test_a_tune_leaves_the_thread_variables_as_it_found_them(tmp_path, tiny_model, monkeypatch):
+    """driver.tune sets TVM_NUM_THREADS for its measuring workers and records it in its
+    run, then puts it back: the recipe's 1-thread rounds leave nothing to what runs next
+    in the process.  (A deadline already past: the run is noted without a search.)"""
+    from mtcc.target import make_target
+
+    monkeypatch.delenv("TVM_NUM_THREADS", raising=False)
+    monkeypatch.setenv("TVM_BIND_THREADS", "0")
+    out = tmp_path / "schedules"
+    result = tuning.tune(tiny_model, target=make_target(TARGET), out=out, measure_threads=1,
+                         deadline=time.monotonic() - 1)
+    assert result.trials_new == 0
+    assert json.loads((out / "tune.json").read_text())["runs"][-1]["measure_threads"] == 1
+    assert "TVM_NUM_THREADS" not in os.environ and os.environ["TVM_BIND_THREADS"] == "0"
 
 
 def test_time_budget_refuses_steps_of_its_own(tmp_path, tiny_model):

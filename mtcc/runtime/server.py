@@ -235,7 +235,6 @@ class Server:
             t.close()
         conns = [Connection(ours.detach()) for ours, _ in pairs]
         model.process, model.conn, model.lane_conns = process, conns[0], conns[1:]
-        model.lane_tids, model.lane_pins = [], {}  # known again when it is ready
         model.ready.clear()
         model.failure = None
         threading.Thread(target=self._read_control, args=(model, conns[0], process), daemon=True,

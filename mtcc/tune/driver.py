@@ -23,7 +23,7 @@ from ..progress import Progress as TextProgress, say
 from ..frontend import tasks as task_mod
 from ..frontend.layout import DEFAULT_LAYOUT
 from ..target import describe, target_cores, target_mcpu, target_name
-from ..threads import use_threads
+from ..threads import thread_env_restored, use_threads
 from . import refine as refine_tasks
 from .database import (COLD, FAILED_SECS, FOLD_BATCH_NORM, IMPORT_OPTIONS, META, RECORDS, check_folder, holds_records,
                        import_options, mean_secs, open_for_tuning, open_readonly, read_meta, record_lines)
@@ -277,6 +277,7 @@ def _per_iter(remaining: int, num_tasks: int, cap: int) -> int:
     return max(4, min(cap, remaining // max(1, 2 * num_tasks)))
 
 
+@thread_env_restored()  # use_threads below sets them for this run's measuring workers only
 def tune(model_path, *, target, trials: int | None = None, out: str | Path | None = None,
          input_shapes=None, layout: str = DEFAULT_LAYOUT, rpc: RpcSpec | None = None,
          trials_per_iter: int = 32, seed: int = 0, listeners=(), command: str | None = None,

@@ -25,7 +25,6 @@ RECIPE_POPULATION schedules per batch instead of MetaSchedule's 512 (driver.DEFA
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -64,6 +63,12 @@ class RecipeResult:
         return out
 
 
+def least_round_s(to_deadline_s: float) -> float:
+    """The least time left before a step's deadline for which a refine round starts, for a
+    step whose deadline is `to_deadline_s` after the recipe's start (MIN_ROUND_S)."""
+    return min(MIN_ROUND_S, to_deadline_s / 10)
+
+
 def step_deadlines(start: float, budget_s: float) -> tuple[float, float]:
     """(end of the main search, end of the refine rounds) for a budget started at `start`."""
     return start + SEARCH_SHARE * budget_s, start + (SEARCH_SHARE + REFINE_SHARE) * budget_s
@@ -94,24 +99,19 @@ def search_within(model_path, *, budget_s: float, target, out, command: str | No
         return step
 
     run("first round, all cores", first_round=FIRST_BATCH, deadline=search_end)
-    saved = os.environ.get("TVM_NUM_THREADS")
-    try:
-        for label, threads, deadline in (("all cores", None, search_end), ("1 thread", 1, refine_end)):
-            min_round = min(MIN_ROUND_S, (deadline - start) / 10)
-            round_no = 0
-            while deadline - time.monotonic() >= min_round:
-                round_no += 1
-                try:
-                    step = run(f"refine round {round_no}, {label}", refine=REFINE_TASKS, measure_threads=threads,
-                               deadline=deadline)
-                except BadInput as e:  # no task is behind its kind any more
-                    say(notes, f"refine round {round_no}, {label}: nothing to refine ({e})")
-                    break
-                if step.trials_new == 0:
-                    break
-    finally:  # characterization, next in this process, times on the cores it places
-        if saved is None:
-            os.environ.pop("TVM_NUM_THREADS", None)
-        else:
-            os.environ["TVM_NUM_THREADS"] = saved
+    # (each driver.tune puts TVM_NUM_THREADS back as it found it: the 1-thread rounds leave
+    # nothing to characterization, next in this process)
+    for label, threads, deadline in (("all cores", None, search_end), ("1 thread", 1, refine_end)):
+        min_round = least_round_s(deadline - start)
+        round_no = 0
+        while deadline - time.monotonic() >= min_round:
+            round_no += 1
+            try:
+                step = run(f"refine round {round_no}, {label}", refine=REFINE_TASKS, measure_threads=threads,
+                           deadline=deadline)
+            except BadInput as e:  # no task is behind its kind any more
+                say(notes, f"refine round {round_no}, {label}: nothing to refine ({e})")
+                break
+            if step.trials_new == 0:
+                break
     return result
