@@ -21,6 +21,7 @@ import pytest
 from mtcc import variants
 from mtcc.cli.render import evidence_rows, variant_rows
 from mtcc.tune.database import RECORDS
+from mtcc.variants.select import footprint_objective
 from mtcc.variants.store import FORMAT
 from mtcc.variants.worker import build_variant
 from conftest import HOST_MCPU, ROOT, vcpus_concurrent
@@ -673,11 +674,14 @@ def test_characterization_times_a_claim_as_a_pair(tiny_db, tmp_path):
     # the tiny kernel's samples spread widely (halving it once fell within that bar)
     planted = default["cells"]["1c/none"]["us"] / 10
     other["cells"]["1c/none"].update(us=planted, samples_us=[planted] * 6)
-    # ... and heavier on a neighbour, so that the default stays on the Pareto front
-    other["footprint"] = {"ratio": (default["footprint"] or {"ratio": 1.0})["ratio"] + 0.5, "ratios": [2.0]}
+    # ... and heavier on a neighbour, so that the default stays on the Pareto front: above
+    # the default's footprint as the selector reads it (a ratio below 1 is noise and reads
+    # as 1; CI once measured the default under 0.5, and "its ratio + 0.5" was no heavier)
+    heavier = footprint_objective((default["footprint"] or {}).get("ratio")) + 0.5
+    other["footprint"] = {"ratio": heavier, "ratios": [heavier]}
     path.write_text(json.dumps(char))
     assert [(v["id"], cell) for _, _, v, cell in open_claims(char, 5)] == [(other["id"], "1c/none")], \
-        default["cells"]["1c/none"]
+        (default["cells"]["1c/none"], default["footprint"], other["footprint"])
 
     lines = []
     again = variants.characterize(tiny_db["model"], folder, confirm_rounds=6, progress=lines.append, **kwargs)
