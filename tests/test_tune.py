@@ -649,6 +649,10 @@ def test_refine_option_tunes_only_the_picked_tasks(tmp_path):
     after = {t["name"]: t["trials"] for t in summary["tasks"]}
     assert {n: c for n, c in after.items() if n not in picked} == {n: c for n, c in before.items() if n not in picked}
     assert after[picked[0]] > before[picked[0]]
+    # trials_total is the folder's, every task's records, not only the refined task's
+    records = len(_lines(out / schedules_db.RECORDS))
+    assert summary["trials_total"] == sum(after.values()) == records, (summary["trials_total"], records)
+    assert json.loads((out / schedules_db.META).read_text())["trials_total"] == records
 
     for extra, needle in ((["--resume", "--task", picked[0]], "--refine"), ([], "--resume")):
         bad = run_mtcc("tune", model, "--target", TARGET, "--out", out, "--stage", "search", "--refine", "1",

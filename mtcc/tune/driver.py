@@ -198,6 +198,7 @@ class TuneResult:
     trials_requested: int
     trials_existing: int
     trials_new: int
+    trials_total: int  # the folder's records after the run, every task's (--refine/--task tune a few)
     wall_s: float
     tasks: list[dict]
     refined: list[str] | None = None  # the tasks --refine picked
@@ -209,7 +210,7 @@ class TuneResult:
         return {
             "model": self.model, "target": self.target, "out": self.out, "layout": self.layout,
             "trials_requested": self.trials_requested, "trials_existing": self.trials_existing,
-            "trials_new": self.trials_new, "trials_total": self.trials_existing + self.trials_new,
+            "trials_new": self.trials_new, "trials_total": self.trials_total,
             "wall_s": round(self.wall_s, 2),
             "seconds_per_trial": round(self.wall_s / self.trials_new, 3) if self.trials_new else None,
             "tasks_tuned": sum(1 for t in self.tasks if t["best_us"] is not None),
@@ -419,7 +420,8 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     result = TuneResult(
         model=model.name, target=describe(target), out=str(out), layout=layout,
         trials_requested=progress.budget, trials_existing=progress.existing,
-        trials_new=progress.new_trials, wall_s=wall, tasks=_task_summary(db, all_views, all_weights, flops, kinds),
+        trials_new=progress.new_trials, trials_total=record_lines(out), wall_s=wall,
+        tasks=_task_summary(db, all_views, all_weights, flops, kinds),
         refined=[t["name"] for t in refined] if refined is not None else None,
         flush_costs=flush_costs, stopped_at_deadline=bool(time_up),
     )
@@ -552,7 +554,7 @@ def _write_meta(out: Path, model, target, layout: str, options: dict[str, bool],
     thread count is known (DatabaseLines.record_threads)."""
     meta = _base_meta(out, model, target, layout, options)
     meta.update({
-        "trials_total": result.trials_existing + result.trials_new,
+        "trials_total": result.trials_total,
         "estimated_latency_ms": result.as_dict()["estimated_latency_ms"],
         "tasks": result.tasks,
     })
