@@ -8,6 +8,7 @@ import json
 import pytest
 
 from conftest import HOST_MCPU, ROOT, run_mtcc
+from mtcc.tune import database
 
 
 def test_bad_flags_are_refused_naming_them():
@@ -88,6 +89,10 @@ def test_single_times_the_relax_vm_and_the_call_plan_executor(models_dir):
     assert plan["ratio_to_relax_vm"] == pytest.approx(plan["p50_ms"] / rows["mtcc"]["p50_ms"], rel=0.01)
     assert report["summary"]["plan_executor_ratio_to_relax_vm"] == {"transformer@1t": plan["ratio_to_relax_vm"]}
     assert isinstance(plan["variants_switched"], dict)  # what the selector picked for 1 core alone
+    # where the schedules were searched, and a note where that was another kind of CPU
+    meta = database.read_meta(ROOT / "schedules" / "transformer" / "llvm-x86-64-v4")
+    assert report["config"]["models"][0]["schedules_searched_on"] == database.searched_on(meta) != []
+    assert ("not on this CPU" in proc.stderr) == bool(database.searched_elsewhere(meta, report["machine"]))
 
 
 def test_single_runs_the_plan_with_the_variants_the_selector_picks_for_its_cores(example_bundle):

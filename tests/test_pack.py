@@ -21,6 +21,7 @@ from conftest import HOST_MCPU, run_mtcc
 from mtcc.packing import blocks as blocks_rule, pack
 from mtcc.bundle import container
 from mtcc.runtime import loader
+from mtcc.tune import database
 
 TARGET, CORES = HOST_MCPU, 2
 
@@ -338,6 +339,42 @@ def test_cli_inspect_bundle(packed):
     assert set(info["task_scaling"]) == set(by_task)
     p = run_mtcc("inspect", packed["variants"]["path"])  # the tables, on stderr
     assert p.returncode == 0 and "matmul__v1" in p.stderr
+
+
+def test_pack_says_when_the_schedules_were_searched_on_another_cpu(tmp_path, schedules):
+    """Schedules are per CPU: a folder whose runs all searched on another kind of CPU is
+    packed (the code computes the same) with a note naming both CPUs and how to tune
+    here; the manifest records where it was searched.  A folder searched here: no note."""
+    from mtcc.interference import machine
+
+    here = machine.description()
+    for runs, noted in (([{"machine": {"cpu": "Elsewhere CPU 9000", "cores": 64}}], True),
+                        ([{"machine": {"cpu": "Elsewhere CPU 9000"}}, {"machine": here}], False)):
+        folder = tmp_path / f"schedules-{noted}"
+        shutil.copytree(schedules["variants_dir"], folder)
+        meta = json.loads((folder / "tune.json").read_text())
+        (folder / "tune.json").write_text(json.dumps({**meta, "runs": runs}))
+        lines = []
+        out = pack(schedules["model_path"], folder, tmp_path / f"{noted}.mtcc", progress=lines.append)
+        notes = [line for line in lines if "searched on" in line]
+        if noted:
+            assert len(notes) == 1 and "Elsewhere CPU 9000" in notes[0] and here["cpu"] in notes[0] \
+                and "--time-budget" in notes[0], lines
+        else:
+            assert notes == [], lines
+        assert container.open_bundle(out["path"]).manifest["schedules"]["searched_on"] == \
+            [database.cpu_label(r["machine"]) for r in runs]
+
+
+def test_searched_elsewhere_compares_llvm_names_where_runs_recorded_them():
+    here = {"cpu": "AMD EPYC", "llvm_cpu": "znver4"}
+    zen3 = {"runs": [{"machine": {"cpu": "AMD EPYC", "llvm_cpu": "znver3"}}]}
+    assert "AMD EPYC (znver3)" in database.searched_elsewhere(zen3, here)  # the model name alone hides it
+    assert database.searched_elsewhere({"runs": [{"machine": {"cpu": "AMD EPYC"}}]}, here) is None  # an older run
+    assert database.searched_elsewhere({"runs": [{"machine": {"cpu": "Intel(R) Xeon(R) Processor"}}]}, here)
+    assert database.searched_elsewhere({"runs": []}, here) is None  # nothing recorded: nothing to say
+    assert database.searched_on({"runs": [*zen3["runs"], {"machine": here}, *zen3["runs"]]}) == \
+        ["AMD EPYC (znver3)", "AMD EPYC (znver4)"]
 
 
 def test_pack_bad_inputs(tmp_path, schedules):

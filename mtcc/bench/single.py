@@ -154,20 +154,25 @@ def bench_single(models: list[dict], threads=(1, 2), repeats: int = 20, warmup: 
     """models: [{"model": path, "schedules": dir or None, "input_shapes": [...]}]."""
     from .. import api
     from ..cpu import check_can_run
-    from ..tune.driver import machine_description
 
     if repeats < 1:
         raise BadInput("--repeats must be at least 1")
     from ..target import host_portable_mcpu
+    from ..tune.database import read_meta, searched_elsewhere, searched_on
 
     cores = sorted(os.sched_getaffinity(0))
     threads = [t for t in threads if t <= len(cores)] or [1]
     started = time.time()
     target = host_portable_mcpu()  # the newest level this CPU runs (the schedules' own where it can)
+    here = machine.description()
     with tempfile.TemporaryDirectory(prefix="mtcc-bench-") as tmp:
         items = []
         for k, m in enumerate(models):
             progress(f"compiling {m['model']} with {m.get('schedules') or 'default schedules'}")
+            meta = read_meta(m["schedules"]) if m.get("schedules") else {}
+            elsewhere = searched_elsewhere(meta, here)
+            if elsewhere:
+                progress(f"note: {m['model']}: {elsewhere}")
             compiled = api.compile(m["model"], m.get("schedules"), target=target, input_shapes=m.get("input_shapes"))
             check_can_run(compiled.target, f"bench {m['model']}")
             lib = os.path.join(tmp, f"model{k}.so")
@@ -181,7 +186,8 @@ def bench_single(models: list[dict], threads=(1, 2), repeats: int = 20, warmup: 
                 pack(m["model"], m["schedules"], bundle, input_shapes=m.get("input_shapes"), target=target)
             items.append({"model": str(m["model"]), "library": lib, "bundle": bundle,
                           "input_shapes": m.get("input_shapes"),
-                          "schedules": str(m["schedules"]) if m.get("schedules") else None})
+                          "schedules": str(m["schedules"]) if m.get("schedules") else None,
+                          "schedules_searched_on": searched_on(meta)})
         before = _vcpu_state()
         results = []
         for n in threads:
@@ -213,9 +219,10 @@ def bench_single(models: list[dict], threads=(1, 2), repeats: int = 20, warmup: 
             r["ratio_to_relax_vm"] = round(r["p50_ms"] / vm[(r["model"], r["threads"])], 3)
             plan_vs_vm[f"{r['model']}@{r['threads']}t"] = r["ratio_to_relax_vm"]
     return {
-        "machine": {**machine_description(), "vcpu_sharing_before": before, "vcpu_sharing_after": after},
+        "machine": {**here, "vcpu_sharing_before": before, "vcpu_sharing_after": after},
         "config": {"mode": "single", "target": target, "threads": list(threads), "repeats": repeats, "warmup": warmup,
-                   "systems": list(systems), "models": [{k: i[k] for k in ("model", "schedules")} for i in items],
+                   "systems": list(systems),
+                   "models": [{k: i[k] for k in ("model", "schedules", "schedules_searched_on")} for i in items],
                    "seconds": round(time.time() - started, 1)},
         "results": results,
         "summary": {"mtcc_ratio_to_onnxruntime": summary, "plan_executor_ratio_to_relax_vm": plan_vs_vm},

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 from pathlib import Path
@@ -31,6 +32,16 @@ def cpu_model() -> str | None:
     except OSError:
         pass
     return None
+
+
+def description() -> dict:
+    """This machine as a tune run and a bench report record it: the CPU's model name,
+    LLVM's name for it (the model name hides the generation on these VMs: "AMD EPYC"
+    is a Zen 3 or a Zen 4), cores, Python."""
+    from ..target import host_mcpu
+
+    return {"cpu": cpu_model() or platform.processor(), "llvm_cpu": host_mcpu(), "cores": os.cpu_count(),
+            "python": platform.python_version()}
 
 
 def caches(cpu: int = 0) -> list[dict]:

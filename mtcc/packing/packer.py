@@ -85,7 +85,8 @@ def _lower(model, folder, input_shapes, progress):
     from .. import frontend
     from ..frontend import tasks as task_graph
     from ..target import describe
-    from ..tune.database import import_options
+    from ..interference import machine
+    from ..tune.database import import_options, searched_elsewhere
 
     say(progress, f"importing {model}")
     model_info, mod = frontend.import_model(model, input_shapes, **import_options(folder.meta))
@@ -94,6 +95,9 @@ def _lower(model, folder, input_shapes, progress):
         say(progress, f"warning: {folder.dir} was tuned for another version of the model "
                       f"(sha256 {tuned_for[:12]}...); tasks without a matching record stay untuned")
     say(progress, f"lowering for {describe(folder.target)} ({folder.layout}) and applying the best records")
+    elsewhere = searched_elsewhere(folder.meta, machine.description())
+    if elsewhere:
+        say(progress, f"note: {elsewhere}")
     if describe(folder.target) != describe(folder.tuned_target):
         say(progress, f"note: the schedules were tuned for {describe(folder.tuned_target)}; built for "
                       f"{describe(folder.target)} they compute the same, usually slower")
@@ -186,6 +190,7 @@ def _blocks(plan, selector_tasks, cores: int, max_blocks: int, min_block_us: flo
 
 def _manifest(model_info, folder, plan, graph, selector_tasks, blocks, n_functions: int) -> dict:
     from ..target import describe
+    from ..tune.database import searched_on
 
     task_rows = []
     for task, fnames in plan.tasks.items():
@@ -211,5 +216,5 @@ def _manifest(model_info, folder, plan, graph, selector_tasks, blocks, n_functio
               "memory_bytes": plan.memory()},
         selector=SELECTOR_MEMBER, blocks_rule=blocks_rule.RULE, variants_source=folder.source,
         schedules={"model_sha256": folder.meta.get("model_sha256"), "records": folder.records,
-                   "tuned_for": describe(folder.tuned_target)},
+                   "tuned_for": describe(folder.tuned_target), "searched_on": searched_on(folder.meta)},
     )

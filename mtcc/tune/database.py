@@ -61,6 +61,32 @@ def read_meta(schedules) -> dict:
     return json.loads(meta.read_text()) if meta.exists() else {}
 
 
+def cpu_label(machine: dict) -> str:
+    """A machine's CPU as tune.json records it: the model name, and LLVM's name where the
+    run recorded it (runs before 2026-11-28 did not)."""
+    name = machine.get("cpu") or "an unknown CPU"
+    return f"{name} ({machine['llvm_cpu']})" if machine.get("llvm_cpu") else name
+
+
+def searched_on(meta: dict) -> list[str]:
+    """The CPUs a folder's runs searched on (tune.json), each once, oldest first."""
+    return list(dict.fromkeys(cpu_label(run["machine"]) for run in meta.get("runs", []) if run.get("machine")))
+
+
+def searched_elsewhere(meta: dict, here: dict) -> str | None:
+    """A note when no run of the folder searched on this kind of CPU (`here`:
+    interference.machine.description()).  Schedules are per CPU: the Zen 4-tuned examples
+    ran 1.27-1.53x the best f32 peer on an Intel Xeon, 1.0-1.1x on the Zen 4 itself.
+    A run that recorded LLVM's CPU name is compared by it, an older one by model name."""
+    machines = [run["machine"] for run in meta.get("runs", []) if run.get("machine")]
+    if not machines or any(m.get("llvm_cpu") == here.get("llvm_cpu") if m.get("llvm_cpu")
+                           else m.get("cpu") == here.get("cpu") for m in machines):
+        return None
+    return (f"these schedules were searched on {' and '.join(searched_on(meta))}, not on this CPU "
+            f"({cpu_label(here)}): the code computes the same but may run well behind what a search "
+            "here finds (`mtcc tune MODEL --time-budget MINUTES` tunes on this machine)")
+
+
 def layout_of(schedules) -> str:
     from ..frontend.layout import DEFAULT_LAYOUT
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import frontend
 from ..errors import BadInput
+from ..interference import machine
 from ..progress import Progress as TextProgress, say
 from ..frontend import tasks as task_mod
 from ..frontend.layout import DEFAULT_LAYOUT
@@ -527,7 +527,7 @@ def _new_run(meta: dict, command: str | None, cold_caches: bool = False,
         if run.get("status") == "running":
             run["status"] = "interrupted"
     run = {"command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "status": "running",
-           "machine": machine_description(),
+           "machine": machine.description(),
            "measure_threads": int(os.environ.get("TVM_NUM_THREADS", "0")) or None}
     if cold_caches:
         run["caches"] = COLD  # the records' times are not comparable with the others'
@@ -563,18 +563,6 @@ def _write_meta(out: Path, model, target, layout: str, options: dict[str, bool],
                 "trials_new": result.trials_new, "wall_s": round(result.wall_s, 1),
                 "records": list(records)})
     _save_meta(out, meta)
-
-
-def machine_description() -> dict:
-    model_name = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model_name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model_name or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 def register_x86_intrinsics_only() -> None:
