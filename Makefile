@@ -31,7 +31,7 @@ demo: models
 	$(BIN)/mtcc inspect $(MODELS)/squeezenet.onnx
 	$(BIN)/python examples/demo.py
 	$(BIN)/mtcc bench --mix light --policy block-adaptive --policy model-fcfs --baseline onnxruntime \
-	  --qos 2 --duration 2 --min-requests 40 --max-trials 3 --simulate 16 --plots build/demo-bench
+	  --qos 2 --qos 4@1 --duration 2 --min-requests 40 --max-trials 3 --simulate 16 --plots build/demo-bench
 
 # The slowest tests listed at the end: the suite's budget is 20 minutes on 2 cores.
 test: models

@@ -326,20 +326,44 @@ def print_bench(console, report: dict) -> None:
         rows = [[f"{s['cores']}{' (extrapolated)' if s['extrapolated'] else ''}", s["system"], _num(s["max_qos_rate"]),
                  _num((s.get("error_vs_real") or {}).get("max_qos_rate"))] for s in report["simulated"]]
         console.print(rich_table(f"simulated (target {head})", ["cores", "system", "best rate", "sim / real"], rows))
-    console.print(f"block-adaptive's best rate at {head} / model-fcfs's: {_ratio_text(summary['rate_ratio_vs_model_wise_fcfs'])} "
-                  f"(lowest over the grid {_ratio_text(summary['min_grid_ratio_vs_model_wise_fcfs'])}); "
-                  f"/ best ONNX Runtime: {_ratio_text(summary['rate_ratio_vs_onnxruntime'])}; "
-                  f"/ best OpenVINO f32: {_ratio_text(summary['rate_ratio_vs_openvino'])}; "
-                  f"mean latency at the fixed rate / model-fcfs's: {_ratio_text(summary['mean_latency_ratio_vs_model_wise_fcfs'])}")
+    from ..bench.qos import HEADLINE, REFERENCE
+
+    ours, fcfs = f"mtcc {HEADLINE}", f"mtcc {REFERENCE}"
+    at_head = grid[head]
+    lines = [(REFERENCE, summary["rate_ratio_vs_model_wise_fcfs"], [fcfs]),
+             ("best ONNX Runtime", summary["rate_ratio_vs_onnxruntime"],
+              [s for s in labels if s.startswith("onnxruntime/")]),
+             ("best OpenVINO f32", summary["rate_ratio_vs_openvino"], [s for s in labels if s.startswith("openvino/")])]
+    floors = {label: lowest.get((head, label)) for label in labels}  # the lowest rate each tried
+    console.print(f"{HEADLINE}'s best rate at {head}:")
+    for name, ratio, theirs in lines:
+        console.print(f"  / {name}: {_rate_ratio_text(ratio, at_head, ours, theirs, name, floors)}")
+    lowest_grid = summary["min_grid_ratio_vs_model_wise_fcfs"]
+    console.print(f"  / {REFERENCE}, lowest over the grid: "
+                  + (f"{lowest_grid:.3g}x" if lowest_grid is not None
+                     else f"n/a ({REFERENCE} met no target of the grid at any rate tried)"))
+    mean = summary["mean_latency_ratio_vs_model_wise_fcfs"]
+    console.print(f"mean latency at the fixed rate / {REFERENCE}'s: " + (f"{mean:.3g}x" if mean is not None else "n/a"))
     for path in report.get("plots", []):
         console.print(f"plot: {path}")
 
 
-def _ratio_text(x) -> str:
-    """A ratio of best rates; None: both (or the divisor's system) served none, or it did not run."""
-    if x is None:
-        return "n/a (the other system met the target at no rate, or did not run)"
-    return f"{x:.3g}x"
+def _rate_ratio_text(ratio, rates: dict, ours: str, theirs: list[str], their_name: str, floors: dict) -> str:
+    """A best-rate ratio the summary computed, with its two rates; where there is none,
+    why: a system that did not run, or one that met the target at no rate tried (down to
+    the lowest rate it tried, `floors`)."""
+    mine = rates.get(ours)
+    ran = [t for t in theirs if rates.get(t) is not None]
+    if mine is None or not ran:
+        return f"n/a ({ours if mine is None else their_name} did not run)"
+    best = max(rates[t] for t in ran)
+    if ratio is not None:
+        return f"{ratio:.3g}x ({_num(mine)} against {_num(best)} requests/s)"
+    tried = [floors[t] for t in ([] if mine else [ours]) + ran if floors.get(t)]
+    down_to = f" (down to {_num(min(tried))} requests/s)" if tried else ""
+    if mine:
+        return f"n/a (only {ours} met the target, at {_num(mine)} requests/s; {their_name} at no rate tried{down_to})"
+    return f"n/a (neither met the target at any rate tried{down_to})"
 
 
 def _err(x) -> str:

@@ -1,0 +1,40 @@
+"""How `mtcc bench` reports to a person (cli.render.print_bench), on hand-made reports."""
+from __future__ import annotations
+
+
+def _report(grid: dict, systems: list[str], lowest: float = 4.0) -> dict:
+    """The least of a bench report print_bench reads: a grid of best rates, no rows."""
+    head = next(iter(grid))
+    return {"machine": {"cores": 2, "cpu": "a CPU", "date": "2026-11-28", "time_shared": False,
+                        "vcpu_sharing": {"before": "concurrent", "after": "concurrent"}},
+            "config": {"models": ["a", "b"], "systems": systems, "headline_qos": head, "required_share": 0.99,
+                       "fixed_rate": 10.0},
+            "results": [{"qos": q, "label": s, "lowest_rate_tried": lowest} for q in grid for s in systems],
+            "summary": {"grid": grid, "rate_ratio_vs_model_wise_fcfs": None, "rate_ratio_vs_onnxruntime": None,
+                        "rate_ratio_vs_openvino": None, "min_grid_ratio_vs_model_wise_fcfs": None,
+                        "mean_latency_ratio_vs_model_wise_fcfs": None}}
+
+
+def test_bench_summary_says_why_a_ratio_is_missing():
+    """A best-rate ratio with no value says which system met the target at no rate
+    (down to the lowest rate tried) or did not run; one with a value shows both rates."""
+    from rich.console import Console
+
+    from mtcc.cli.render import print_bench
+
+    systems = ["mtcc block-adaptive", "mtcc model-fcfs", "onnxruntime/pinned"]
+    report = _report({"2x@all": {"mtcc block-adaptive": 0.0, "mtcc model-fcfs": 0.0, "onnxruntime/pinned": 6.0}},
+                     systems)
+    report["summary"]["rate_ratio_vs_onnxruntime"] = 0.0
+    console = Console(record=True, width=400)
+    print_bench(console, report)
+    text = console.export_text()
+    assert "/ model-fcfs: n/a (neither met the target at any rate tried (down to 4 requests/s))" in text, text
+    assert "/ best ONNX Runtime: 0x (0 against 6 requests/s)" in text, text
+    assert "/ best OpenVINO f32: n/a (best OpenVINO f32 did not run)" in text, text
+
+    report["summary"]["grid"]["2x@all"]["mtcc block-adaptive"] = 5.0
+    console = Console(record=True, width=400)
+    print_bench(console, report)
+    assert ("/ model-fcfs: n/a (only mtcc block-adaptive met the target, at 5 requests/s; model-fcfs at no rate "
+            "tried (down to 4 requests/s))") in console.export_text()
