@@ -25,6 +25,7 @@ from mtcc import frontend
 from mtcc.bench import baselines
 from mtcc.tune import compile as build, database as schedules_db, driver as tuning
 from mtcc.frontend.tasks import legalize_and_fuse
+from mtcc.target import host_mcpu
 from onnx_factory import conv_batch_norm, save, tiny_conv
 
 TARGET = HOST_MCPU
@@ -249,6 +250,8 @@ def test_killed_run_is_recorded_and_marked_interrupted(killed_and_resumed):
     assert final["runs"][1]["trials_new"] > 0 and final["runs"][2]["trials_new"] == 0
     assert final["trials_total"] == len(_lines(killed_and_resumed["out"] / schedules_db.RECORDS))
     assert [r.get("population") for r in final["runs"]] == [POPULATION] * 3  # --population, as each run used
+    # each run names the CPU it searched on, by LLVM's name too (pack compares it with the CPU it runs on)
+    assert {r["machine"]["llvm_cpu"] for r in final["runs"]} == {host_mcpu()}
     # a new folder folds batch norm and pads channels, and says so for every later stage
     for key in schedules_db.IMPORT_OPTIONS:
         assert killed_meta[key] is True and final[key] is True
