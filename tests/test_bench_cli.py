@@ -66,6 +66,9 @@ def test_bench_reports_every_system_and_fails_under(models_dir, example_bundle, 
     assert len(quantiles) == 101 and quantiles == sorted(quantiles) and quantiles[0] < quantiles[-1]
     assert quantiles[50] == pytest.approx(report["config"]["simulator_unit_overhead_us"], abs=0.1)
     assert report["config"]["simulator_cold_us"]["transformer"] >= 0  # ... and so is a cold lane's cost
+    model = report["config"]["models"]["transformer"]  # ... from its time alone after an idle pause
+    assert report["config"]["simulator_cold_us"]["transformer"] == pytest.approx(
+        max(0.0, model["after_pause_ms"] - iso[str(cores)]) * 1e3, abs=5)
     names = sorted(p.name for p in plots.iterdir())
     assert {"latency-cdf.png", "qos-vs-rate.png", "core-grants-block-adaptive.png", "simulated-cores.png"} <= set(names)
     for p in plots.iterdir():

@@ -7,8 +7,9 @@ def _report(grid: dict, systems: list[str], lowest: float = 4.0) -> dict:
     head = next(iter(grid))
     return {"machine": {"cores": 2, "cpu": "a CPU", "date": "2026-11-28", "time_shared": False,
                         "vcpu_sharing": {"before": "concurrent", "after": "concurrent"}},
-            "config": {"models": ["a", "b"], "systems": systems, "headline_qos": head, "required_share": 0.99,
-                       "fixed_rate": 10.0},
+            "config": {"models": {"a": {"after_pause_ms": 2.0}, "b": {"after_pause_ms": 20.0}}, "systems": systems,
+                       "headline_qos": head, "required_share": 0.99, "fixed_rate": 10.0,
+                       "qos_ms": {q: {"a": 1.5, "b": 30.0} for q in grid}},
             "results": [{"qos": q, "label": s, "lowest_rate_tried": lowest} for q in grid for s in systems],
             "summary": {"grid": grid, "rate_ratio_vs_model_wise_fcfs": None, "rate_ratio_vs_onnxruntime": None,
                         "rate_ratio_vs_openvino": None, "min_grid_ratio_vs_model_wise_fcfs": None,
@@ -38,3 +39,17 @@ def test_bench_summary_says_why_a_ratio_is_missing():
     print_bench(console, report)
     assert ("/ model-fcfs: n/a (only mtcc block-adaptive met the target, at 5 requests/s; model-fcfs at no rate "
             "tried (down to 4 requests/s))") in console.export_text()
+
+
+def test_bench_says_when_a_target_is_below_the_models_time_after_an_idle_pause():
+    """A target a request that finds its model idle cannot meet (the model alone, after a
+    pause, takes longer) is named: no policy can serve it at low rates."""
+    from rich.console import Console
+
+    from mtcc.cli.render import print_bench
+
+    systems = ["mtcc block-adaptive", "mtcc model-fcfs"]
+    console = Console(record=True, width=400)
+    print_bench(console, _report({"2x@all": {s: 0.0 for s in systems}}, systems))
+    notes = [line for line in console.export_text().splitlines() if "idle pause" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: a's 2x@all target (1.5 ms)") and "(2 ms" in notes[0], notes

@@ -269,6 +269,7 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
         unit_overhead_us = _unit_overhead_us(servers, systems)
         # what a unit on an idle lane costs beyond the back-to-back tables, per model
         cold_us = {n: max(0.0, m.after_pause_ms - m.isolated_ms) * 1e3 for n, m in first.models.items()}
+        after_pause = {n: round(m.after_pause_ms, 3) for n, m in first.models.items()}
     finally:
         for server in servers.values():
             server.close()
@@ -280,7 +281,9 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
                     "time_shared": any(s == "time-shared" for s in [vcpu["before"], vcpu["after"], *vcpu["during"]]),
                     "date": time.strftime("%Y-%m-%d")},
         "config": {"models": {n: {"bundle": Path(bundles[n]).name, "blocks": len(profiles[n].blocks),
-                                  "isolated_ms_by_cores": isolated[n]} for n in models},
+                                  "isolated_ms_by_cores": isolated[n],
+                                  # alone on all cores after an idle pause, in its tenant
+                                  "after_pause_ms": after_pause[n]} for n in models},
                    "qos_ms": qos, "headline_qos": headline.label, "duration_s": duration_s, "seed": seed,
                    "repeats": repeats, "min_requests": min_requests, "required_share": REQUIRED_SHARE, "warmup_s": min(WARMUP_MAX_S, WARMUP_SHARE * duration_s),
                    "fixed_rate": round(fixed_rate, 3), "systems": [s.label for s in systems],

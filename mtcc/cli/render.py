@@ -311,6 +311,13 @@ def print_bench(console, report: dict) -> None:
                   f">= {cfg['required_share']:.0%} of its requests within target; 0 (<R) = none found down "
                   f"to R, the lowest rate tried")
     console.print(rich_table("best rate per target", ["system", *grid], rows))
+    for q, targets in cfg["qos_ms"].items():
+        for name, target_ms in targets.items():
+            cold = cfg["models"].get(name, {}).get("after_pause_ms")
+            if cold and target_ms < cold:
+                console.print(f"note: {name}'s {q} target ({_num(target_ms)} ms) is below its time alone after an "
+                              f"idle pause ({_num(cold)} ms, in its tenant, before any request overhead): on this "
+                              "machine a request that finds it idle misses the target, whatever the policy")
     head = cfg["headline_qos"]
     rows = []
     for r in report["results"]:
