@@ -32,4 +32,5 @@ class EnvironmentProblem(MtccError):
 # Exit code of an unexpected exception (a bug in mtcc, not in the user's input); the CLI
 # maps every exception that is not an MtccError to it.
 INTERNAL_ERROR_EXIT = 4
+INTERRUPTED_EXIT = 130  # Ctrl-C, as a shell reports a process SIGINT ended
 REPORT_HINT = "a bug in mtcc: rerun with --debug and report the traceback"

@@ -143,3 +143,50 @@ def test_examples_are_built_from_schedules_tuned_for_this_level(tmp_path):
     assert example_schedules(tmp_path, "m", "x86-64-v3") == own
     assert example_bundle_path(tmp_path, "m", "x86-64-v3").name == "m-x86-64-v3.mtcc"
     assert example_schedules(tmp_path, "m", "x86-64-v4") == portable
+
+
+@pytest.mark.slow  # a real bench, stopped by Ctrl-C after its first trial
+def test_ctrl_c_reports_what_was_measured(models_dir, example_bundle):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) in the middle of the
+    rate searches: exit 130, and the report still comes out, marked interrupted, with the
+    trials measured until then; no tenant is left behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    bundle = example_bundle("transformer")
+    proc = subprocess.Popen([sys.executable, "-m", "mtcc.cli", "bench", str(bundle), "--policy", "model-fcfs",
+                             "--no-baselines", "--qos", "2", "--duration", "1", "--max-trials", "8", "--json"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    seen = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if "req/s:" in line:  # a trial of the search was measured
+                break
+        assert any("req/s:" in line for line in seen), "".join(seen)[-3000:]
+        tenants = [p for p in psutil.Process(proc.pid).children(recursive=True)]
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, "".join(seen)[-2000:] + err[-3000:]
+    report = json.loads(out)
+    assert report["interrupted"].startswith("during the rate searches"), report["interrupted"]
+    trials = report["searches"]["2x@all mtcc model-fcfs"][0]
+    assert len(trials) >= 1 and report["config"]["fixed_rate"] is None and report["simulated"] == []
+    (row,) = [r for r in report["results"] if r["model"] == "transformer"]
+    assert row["search_done"] is False and row["lowest_rate_tried"] == pytest.approx(min(r for r, _ in trials), rel=1e-3)
+    gone = psutil.wait_procs(tenants, timeout=10)[1]
+    assert tenants and not gone, f"tenants left running: {gone}"

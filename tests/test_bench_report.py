@@ -53,3 +53,27 @@ def test_bench_says_when_a_target_is_below_the_models_time_after_an_idle_pause()
     print_bench(console, _report({"2x@all": {s: 0.0 for s in systems}}, systems))
     notes = [line for line in console.export_text().splitlines() if "idle pause" in line]
     assert len(notes) == 1 and notes[0].startswith("note: a's 2x@all target (1.5 ms)") and "(2 ms" in notes[0], notes
+
+
+def test_an_interrupted_bench_marks_its_stopped_searches():
+    """Ctrl-C mid-search: the report says so, each stopped search's best rate so far is
+    starred, and no fixed-rate table is printed for a run that never reached it."""
+    from rich.console import Console
+
+    from mtcc.cli.render import print_bench
+
+    systems = ["mtcc model-fcfs", "mtcc block"]
+    report = _report({"2x@all": {"mtcc model-fcfs": 12.0, "mtcc block": 0.0}}, systems)
+    report["interrupted"] = "during the rate searches: searches and rows hold what was measured until then"
+    report["config"]["fixed_rate"] = None
+    for row in report["results"]:
+        row["search_done"] = row["label"] == "mtcc block"
+    console = Console(record=True, width=400)
+    print_bench(console, report)
+    text = console.export_text()
+    assert "interrupted during the rate searches" in text and "* = its search was stopped" in text, text
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in text.splitlines()
+            if line.startswith("│ mtcc")}
+    assert rows == {"mtcc model-fcfs": "12 *", "mtcc block": "0 (<4)"}, text
+    assert "requests/s, target" not in text  # no fixed-rate rows
+    assert "lowest over the grid: n/a (mtcc block-adaptive did not run)" in text, text

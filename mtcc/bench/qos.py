@@ -218,50 +218,56 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
             for system in systems:
                 searches[(t.label, system.label)] = []
                 by_model[(t.label, system.label)] = []
-        for rep in range(repeats):
-            active = {}
-            for t in targets:
-                for system in systems:
-                    s = RateSearch(start=round(0.25 * capacity, 2), max_trials=max_trials)
-                    searches[(t.label, system.label)].append(s)
-                    active[(t.label, system.label)] = (t, system, s)
-            round_no = 0
-            while active:
-                round_no += 1
-                for key, (t, system, s) in list(active.items()):
-                    server = servers[system.label]
-                    if hasattr(server, "set_qos"):
-                        server.set_qos(qos[t.label])
-                    r = s.next_rate()
-                    out = trial(server, models, r, trial_length(r, duration_s, min_requests),
-                                seed + 1000 * rep + round_no, feeds, qos[t.label])
-                    s.record(r, out["share"])
-                    by_model[(t.label, system.label)].append(trial_by_model(r, out["models"]))
-                    say(progress, f"  [{t.label}] {system.label:24s} {r:8.2f} req/s: {100 * out['share']:5.1f} % "
-                                  f"within target ({out['requests']} requests; {trial_models_text(out['models'])})")
-                    if s.done:
-                        del active[key]
-                state = machine.vcpu_sharing().get("state")
-                vcpu["during"].append(state)
-                say(progress, f"round {round_no} done; vCPU sharing: {state}")
+        fixed, fixed_rate, interrupted = {}, None, None
+        phase = "the rate searches"
+        try:  # Ctrl-C stops the measuring; the report keeps what was measured until then
+            for rep in range(repeats):
+                active = {}
+                for t in targets:
+                    for system in systems:
+                        s = RateSearch(start=round(0.25 * capacity, 2), max_trials=max_trials)
+                        searches[(t.label, system.label)].append(s)
+                        active[(t.label, system.label)] = (t, system, s)
+                round_no = 0
+                while active:
+                    round_no += 1
+                    for key, (t, system, s) in list(active.items()):
+                        server = servers[system.label]
+                        if hasattr(server, "set_qos"):
+                            server.set_qos(qos[t.label])
+                        r = s.next_rate()
+                        out = trial(server, models, r, trial_length(r, duration_s, min_requests),
+                                    seed + 1000 * rep + round_no, feeds, qos[t.label])
+                        s.record(r, out["share"])
+                        by_model[(t.label, system.label)].append(trial_by_model(r, out["models"]))
+                        say(progress, f"  [{t.label}] {system.label:24s} {r:8.2f} req/s: {100 * out['share']:5.1f} % "
+                                      f"within target ({out['requests']} requests; {trial_models_text(out['models'])})")
+                        if s.done:
+                            del active[key]
+                    state = machine.vcpu_sharing().get("state")
+                    vcpu["during"].append(state)
+                    say(progress, f"round {round_no} done; vCPU sharing: {state}")
 
-        best = {t.label: {sy.label: [s.best for s in searches[(t.label, sy.label)]] for sy in systems} for t in targets}
-        fixed_rate = rate or (statistics.median(best[headline.label].get(f"mtcc {REFERENCE}", [0]))
-                              or min(statistics.median(v) for v in best[headline.label].values()) or capacity / 4)
-        say(progress, f"fixed-rate run at {fixed_rate:.2f} req/s, target {headline.label}")
-        fixed = {}
-        for system in systems:
-            server = servers[system.label]
-            if hasattr(server, "set_qos"):
-                server.set_qos(qos[headline.label])
-            since = _counters(server)[2]
-            out = trial(server, models, fixed_rate, trial_length(fixed_rate, duration_s, min_requests), seed + 999,
-                        feeds, qos[headline.label])
-            if system.kind == "mtcc":
-                out["timeline"] = _timeline(server, since)
-            fixed[system.label] = out
-            say(progress, f"  {system.label:24s} " + "  ".join(
-                f"{n} p99 {out['models'][n]['p99_ms']} ms" for n in models if n in out["models"]))
+            phase = "the fixed-rate run"
+            best = {t.label: {sy.label: [s.best for s in searches[(t.label, sy.label)]] for sy in systems} for t in targets}
+            fixed_rate = rate or (statistics.median(best[headline.label].get(f"mtcc {REFERENCE}", [0]))
+                                  or min(statistics.median(v) for v in best[headline.label].values()) or capacity / 4)
+            say(progress, f"fixed-rate run at {fixed_rate:.2f} req/s, target {headline.label}")
+            for system in systems:
+                server = servers[system.label]
+                if hasattr(server, "set_qos"):
+                    server.set_qos(qos[headline.label])
+                since = _counters(server)[2]
+                out = trial(server, models, fixed_rate, trial_length(fixed_rate, duration_s, min_requests), seed + 999,
+                            feeds, qos[headline.label])
+                if system.kind == "mtcc":
+                    out["timeline"] = _timeline(server, since)
+                fixed[system.label] = out
+                say(progress, f"  {system.label:24s} " + "  ".join(
+                    f"{n} p99 {out['models'][n]['p99_ms']} ms" for n in models if n in out["models"]))
+        except KeyboardInterrupt:
+            interrupted = phase
+            say(progress, f"interrupted during {phase}: reporting what was measured until then")
         scales = {n: m.scale for n, m in first.models.items()}  # measured / calibrated tables
         # calibrated to this machine's block times at every core count: what the policies
         # planned with, and where the simulator starts
@@ -286,7 +292,7 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
                                   "after_pause_ms": after_pause[n]} for n in models},
                    "qos_ms": qos, "headline_qos": headline.label, "duration_s": duration_s, "seed": seed,
                    "repeats": repeats, "min_requests": min_requests, "required_share": REQUIRED_SHARE, "warmup_s": min(WARMUP_MAX_S, WARMUP_SHARE * duration_s),
-                   "fixed_rate": round(fixed_rate, 3), "systems": [s.label for s in systems],
+                   "fixed_rate": round(fixed_rate, 3) if fixed_rate else None, "systems": [s.label for s in systems],
                    "lanes": first.lanes},
         "results": [], "searches": {}, "search_trials_by_model": {}, "fixed": {}, "summary": {}, "simulated": [],
     }
@@ -295,13 +301,15 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
             runs = searches[(t.label, system.label)]
             report["searches"][f"{t.label} {system.label}"] = [s.trials for s in runs]
             report["search_trials_by_model"][f"{t.label} {system.label}"] = by_model[(t.label, system.label)]
-            rates = [s.best for s in runs]
-            f = fixed[system.label] if t == headline else None
+            rates = [s.best for s in runs if s.trials]  # an interrupted run: searches not begun have none
+            f = fixed.get(system.label) if t == headline else None
             for n in models:
                 row = {**system.row(), "label": system.label, "qos": t.label, "model": n,
                        "max_abs_err_vs_onnxruntime": errors[system.label][n],
-                       "qos_ms": qos[t.label][n], "max_qos_rate": round(statistics.median(rates), 3),
-                       "max_qos_rate_spread": [round(min(rates), 3), round(max(rates), 3)],
+                       "qos_ms": qos[t.label][n],
+                       "max_qos_rate": round(statistics.median(rates), 3) if rates else None,
+                       "max_qos_rate_spread": [round(min(rates), 3), round(max(rates), 3)] if rates else None,
+                       "search_done": all(s.done for s in runs),
                        # a best rate of 0 means "below this": the search stops at a floor
                        "lowest_rate_tried": round(min((r for s in runs for r, _ in s.trials), default=0.0), 3)}
                 if f is not None and n in f["models"]:
@@ -317,7 +325,9 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
         report["config"]["models"][n]["table_scale"] = round(scales[n], 4)  # measured / calibrated tables
         report["config"]["models"][n]["block_us_by_cores"] = profiles[n].measured_block_us
     report["summary"] = summarize_report(report, targets, headline)
-    if simulate:
+    if interrupted:
+        report["interrupted"] = f"during {interrupted}: searches and rows hold what was measured until then"
+    elif simulate:
         report["config"]["simulator_unit_overhead_us"] = round(statistics.median(unit_overhead_us), 1)
         report["config"]["simulator_unit_overhead_quantiles_us"] = unit_overhead_us
         report["config"]["simulator_cold_us"] = {n: round(v, 1) for n, v in cold_us.items()}

@@ -17,7 +17,7 @@ import traceback
 
 import click
 
-from ..errors import INTERNAL_ERROR_EXIT, REPORT_HINT, MtccError
+from ..errors import INTERNAL_ERROR_EXIT, INTERRUPTED_EXIT, REPORT_HINT, MtccError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -76,7 +76,7 @@ def command(name: str, **kwargs):
                     traceback.print_exc()
                 fail(str(e), e.exit_code)
             except KeyboardInterrupt:
-                fail("interrupted", 130)
+                fail("interrupted", INTERRUPTED_EXIT)
             except Exception as e:  # noqa: BLE001 - the contract wants one line, not a traceback
                 if debug:
                     traceback.print_exc()
@@ -123,6 +123,6 @@ def main(argv=None) -> None:
         code = e.exit_code
     except click.Abort:
         click.echo("mtcc: error: aborted", err=True)
-        code = 130
+        code = INTERRUPTED_EXIT
     sys.exit(code or 0)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..bench.qos import MIXES
-from ..errors import BadInput, FellShort
+from ..errors import INTERRUPTED_EXIT, BadInput, FellShort
 from ..packing import blocks as block_rule
 from . import render
 from .app import command, make_console
@@ -497,10 +497,13 @@ def bench_cmd(paths, single, mix, policies, baselines, no_baselines, qos, rate, 
                                  duration_s=duration, seed=seed, rate=rate, repeats=searches,
                                  simulate=tuple(simulate), max_trials=max_trials, min_requests=min_requests, lanes=lanes,
                                  progress=console.print)
-    if plots:
+    if plots and not report.get("interrupted"):
         report["plots"] = [str(p) for p in render.bench_plots(report, plots)]
     if not as_json:
         render.print_bench(console, report)
+    if report.get("interrupted"):  # Ctrl-C: the measured part is reported, and the exit says so
+        console.print("interrupted: no plots, no simulation; the report above holds what was measured")
+        return report, INTERRUPTED_EXIT
     ratio = report["summary"].get("rate_ratio_vs_model_wise_fcfs")
     if fail_under is not None and (ratio is None or ratio < fail_under):
         console.print(f"[red]block-adaptive / model-fcfs best rate {ratio} < --fail-under {fail_under}[/red]")

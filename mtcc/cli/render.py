@@ -297,19 +297,23 @@ def print_bench(console, report: dict) -> None:
     console.print(f"[bold]{', '.join(cfg['models'])}[/] on {m['cores']} cores of {m['cpu']} ({m['date']}); "
                   f"vCPU sharing {m['vcpu_sharing']['before']} -> {m['vcpu_sharing']['after']}"
                   + (" [yellow](time-shared during the run: ratios less sure)[/]" if m["time_shared"] else ""))
+    if report.get("interrupted"):
+        console.print(f"[yellow]interrupted {report['interrupted']}[/]")
     grid = summary["grid"]
     labels = cfg["systems"]
     lowest = {(r["qos"], r["label"]): r.get("lowest_rate_tried") for r in report["results"]}
+    stopped = {(r["qos"], r["label"]) for r in report["results"] if r.get("search_done") is False}
 
     def best(q, label):
         rate = grid[q].get(label)
         floor = lowest.get((q, label))
-        return f"0 (<{_num(floor)})" if rate == 0 and floor else _num(rate)
+        text = f"0 (<{_num(floor)})" if rate == 0 and floor else _num(rate)
+        return text + " *" if (q, label) in stopped else text
 
     rows = [[label] + [best(q, label) for q in grid] for label in labels]
     console.print(f"best rate: the highest request rate (all models, requests/s) at which every model has "
                   f">= {cfg['required_share']:.0%} of its requests within target; 0 (<R) = none found down "
-                  f"to R, the lowest rate tried")
+                  f"to R, the lowest rate tried" + ("; * = its search was stopped before it ended" if stopped else ""))
     console.print(rich_table("best rate per target", ["system", *grid], rows))
     for q, targets in cfg["qos_ms"].items():
         for name, target_ms in targets.items():
@@ -326,9 +330,10 @@ def print_bench(console, report: dict) -> None:
                          _num(r["mean_ms"]), f"{100 * r['within_qos']:.1f} %",
                          _num(r.get("conflict_rate")) if r["system"] == "mtcc" else "",
                          _err(r.get("max_abs_err_vs_onnxruntime"))])
-    console.print(rich_table(f"at {cfg['fixed_rate']} requests/s, target {head}",
-                             ["system", "model", "target ms", "p50 ms", "p99 ms", "mean ms", "within", "conflicts",
-                              "max err vs ORT"], rows))
+    if rows:  # none where the run was interrupted before its fixed-rate part
+        console.print(rich_table(f"at {_num(cfg['fixed_rate'])} requests/s, target {head}",
+                                 ["system", "model", "target ms", "p50 ms", "p99 ms", "mean ms", "within", "conflicts",
+                                  "max err vs ORT"], rows))
     if report.get("simulated"):
         rows = [[f"{s['cores']}{' (extrapolated)' if s['extrapolated'] else ''}", s["system"], _num(s["max_qos_rate"]),
                  _num((s.get("error_vs_real") or {}).get("max_qos_rate"))] for s in report["simulated"]]
@@ -346,8 +351,10 @@ def print_bench(console, report: dict) -> None:
     for name, ratio, theirs in lines:
         console.print(f"  / {name}: {_rate_ratio_text(ratio, at_head, ours, theirs, name, floors)}")
     lowest_grid = summary["min_grid_ratio_vs_model_wise_fcfs"]
+    absent = [label for label in (ours, fcfs) if label not in labels]
     console.print(f"  / {REFERENCE}, lowest over the grid: "
                   + (f"{lowest_grid:.3g}x" if lowest_grid is not None
+                     else f"n/a ({' and '.join(absent)} did not run)" if absent
                      else f"n/a ({REFERENCE} met no target of the grid at any rate tried)"))
     mean = summary["mean_latency_ratio_vs_model_wise_fcfs"]
     console.print(f"mean latency at the fixed rate / {REFERENCE}'s: " + (f"{mean:.3g}x" if mean is not None else "n/a"))
