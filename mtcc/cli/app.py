@@ -2,7 +2,7 @@
 exit codes, one line on stderr per failure.
 
 Contract (docs/method.md): exit 0 success, 1 the work ran and fell short, 2 bad
-input, 3 environment, 4 internal error (a bug); every failure is one line on stderr
+input, 3 environment, 4 internal error (a bug), 130 interrupted; every failure is one line on stderr
 naming the file or flag (a traceback only with --debug); --json prints exactly one
 JSON object on stdout, everything else goes to stderr.
 """
@@ -103,7 +103,8 @@ def cli():
       mtcc inspect examples/models/squeezenet.onnx
       mtcc inspect model.onnx --input-shape input:1x3x224x224 --json
 
-    Exit codes: 0 ok, 1 fell short, 2 bad input, 3 environment, 4 internal error (a bug).
+    Exit codes: 0 ok, 1 fell short, 2 bad input, 3 environment, 4 internal error (a bug),
+    130 interrupted (Ctrl-C).
     """
 
 
