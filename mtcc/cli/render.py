@@ -2,6 +2,7 @@
 Commands compute; this module only draws."""
 from __future__ import annotations
 
+from ..bench.qos import HEADLINE, REFERENCE
 from ..cells import DEMAND_GAIN
 from .app import make_console
 
@@ -338,8 +339,6 @@ def print_bench(console, report: dict) -> None:
         rows = [[f"{s['cores']}{' (extrapolated)' if s['extrapolated'] else ''}", s["system"], _num(s["max_qos_rate"]),
                  _num((s.get("error_vs_real") or {}).get("max_qos_rate"))] for s in report["simulated"]]
         console.print(rich_table(f"simulated (target {head})", ["cores", "system", "best rate", "sim / real"], rows))
-    from ..bench.qos import HEADLINE, REFERENCE
-
     ours, fcfs = f"mtcc {HEADLINE}", f"mtcc {REFERENCE}"
     at_head = grid[head]
     lines = [(REFERENCE, summary["rate_ratio_vs_model_wise_fcfs"], [fcfs]),
