@@ -159,7 +159,11 @@ def test_ctrl_c_reports_what_was_measured(models_dir, example_bundle):
     import psutil
 
     bundle = example_bundle("transformer")
-    proc = subprocess.Popen([sys.executable, "-m", "mtcc.cli", "bench", str(bundle), "--policy", "model-fcfs",
+    # A shell's background job (CI, `make test &`) inherits SIGINT ignored (POSIX), and so
+    # would the bench: run it as a terminal would, where Ctrl-C raises.
+    as_in_a_terminal = ("import signal, sys, runpy; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                        "sys.argv[0] = 'mtcc'; runpy.run_module('mtcc.cli', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", as_in_a_terminal, "bench", str(bundle), "--policy", "model-fcfs",
                              "--no-baselines", "--qos", "2", "--duration", "1", "--max-trials", "8", "--json"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
