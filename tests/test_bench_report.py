@@ -1,4 +1,5 @@
-"""How `mtcc bench` reports to a person (cli.render.print_bench), on hand-made reports."""
+"""How `mtcc bench` reports to a person (cli.render.print_bench, on hand-made reports),
+and the rate its fixed-rate run compares the systems at."""
 from __future__ import annotations
 
 
@@ -77,3 +78,24 @@ def test_an_interrupted_bench_marks_its_stopped_searches():
     assert rows == {"mtcc model-fcfs": "12 *", "mtcc block": "0 (<4)"}, text
     assert "requests/s, target" not in text  # no fixed-rate rows
     assert "lowest over the grid: n/a (mtcc block-adaptive did not run)" in text, text
+
+
+def test_the_fixed_rate_is_one_the_reference_serves():
+    """The fixed-rate run compares p50/p99/mean at model-fcfs's best rate at the headline
+    target; where it met that target at no rate, at its best rate for another target of
+    the grid (not at a rate nobody serves, where queues only grow); failing all, a
+    quarter of the capacity."""
+    from mtcc.bench.qos import Target, fixed_rate_for
+
+    head, loose = Target(2.0), Target(4.0, "1")
+    grid = [head, loose]
+    best = {"2x@all": {"mtcc model-fcfs": [10.0, 14.0], "mtcc block": [20.0]},
+            "4x@1c": {"mtcc model-fcfs": [50.0], "mtcc block": [60.0]}}
+    assert fixed_rate_for(best, grid, head, 400.0) == (12.0, "model-fcfs's best rate at 2x@all")
+    best["2x@all"]["mtcc model-fcfs"] = [0.0]
+    assert fixed_rate_for(best, grid, head, 400.0) == (
+        50.0, "model-fcfs's best rate at 4x@1c; at 2x@all it met the target at no rate")
+    best["4x@1c"]["mtcc model-fcfs"] = [0.0]
+    assert fixed_rate_for(best, grid, head, 400.0)[0] == 100.0
+    no_reference = {t: {"mtcc block": v["mtcc block"]} for t, v in best.items()}
+    assert fixed_rate_for(no_reference, grid, head, 400.0)[0] == 20.0

@@ -332,7 +332,8 @@ def print_bench(console, report: dict) -> None:
                          _num(r.get("conflict_rate")) if r["system"] == "mtcc" else "",
                          _err(r.get("max_abs_err_vs_onnxruntime"))])
     if rows:  # none where the run was interrupted before its fixed-rate part
-        console.print(rich_table(f"at {_num(cfg['fixed_rate'])} requests/s, target {head}",
+        why = f" ({cfg['fixed_rate_from']})" if cfg.get("fixed_rate_from") else ""
+        console.print(rich_table(f"at {_num(cfg['fixed_rate'])} requests/s{why}, target {head}",
                                  ["system", "model", "target ms", "p50 ms", "p99 ms", "mean ms", "within", "conflicts",
                                   "max err vs ORT"], rows))
     if report.get("simulated"):
