@@ -370,9 +370,10 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, refine, time_budget
     return summary
 
 
-def _tune_within(model, tgt, dest, time_budget, command, console, refused: dict, **import_options) -> dict:
+def _tune_within(model, tgt, dest, time_budget, command, console, refused: dict, **tune_options) -> dict:
     """`mtcc tune --time-budget`: the recipe's search steps (tune.recipe).  `refused`: {option:
-    given} of the options the recipe sets itself; `import_options`: driver.tune's import options."""
+    given} of the options the recipe sets itself; `tune_options`: the rest of driver.tune's
+    options the command passes on (input shapes, layout, RPC, batch-norm folding)."""
     from ..tune import recipe
 
     clash = [name for name, given in refused.items() if given]
@@ -381,7 +382,7 @@ def _tune_within(model, tgt, dest, time_budget, command, console, refused: dict,
     with render.TuneDisplay(console) as display:
         steps = recipe.search_within(
             model, budget_s=time_budget * 60, target=tgt, out=dest, command=command,
-            listeners=[display.update], notes=lambda line: console.print(f"tune: {line}"), **import_options)
+            listeners=[display.update], notes=lambda line: console.print(f"tune: {line}"), **tune_options)
     return steps.as_dict()
 
 

@@ -425,8 +425,8 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
         refined=[t["name"] for t in refined] if refined is not None else None,
         flush_costs=flush_costs, stopped_at_deadline=bool(time_up),
     )
-    _write_meta(out, model, target, layout, options, result, command, noted, (first_record, record_lines(out)),
-                population)
+    _write_meta(out, model, target, layout, options, result, command, noted, (first_record, result.trials_total),
+                population)  # the run's records end where the folder's do
     return result
 
 
