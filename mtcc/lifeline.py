@@ -39,3 +39,31 @@ def die_with_parent(parent_pid: int | None = None, use_pdeathsig: bool | None = 
             pass
     if parent_pid and os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(0)
+
+
+READER_JOIN_S = 5.0
+
+
+def close_pipe(conn, reader: threading.Thread | None, timeout: float = READER_JOIN_S) -> None:
+    """Close the parent's end of a worker's pipe once the thread reading it has ended.
+
+    Closing a descriptor another thread is about to read is a race: the number is free
+    at once, the next socket or pipe this process opens takes it, and the stale reader
+    then reads (and swallows) bytes meant for someone else.  So the socket is shut down
+    first (a blocked read returns end-of-file), the reader joined, and only then closed;
+    a reader that does not end in `timeout` keeps its descriptor open (a leak, not a
+    corrupted pipe)."""
+    import socket
+
+    if conn is None or conn.closed:
+        return
+    if reader is not None and reader is not threading.current_thread() and reader.is_alive():
+        try:
+            with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as dup:
+                dup.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # not connected any more: the reader has seen its end already
+        reader.join(timeout)
+        if reader.is_alive():
+            return
+    conn.close()

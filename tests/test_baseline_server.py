@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +173,27 @@ def test_submit_beyond_max_queue_raises_queue_full(models, reference):
             os.kill(pid, signal.SIGCONT)
         for future in (running, waiting):
             np.testing.assert_array_equal(future.result(timeout=30)["y"], reference["conv"][1]["y"])
+
+
+def test_close_ends_the_pipe_readers_before_it_frees_their_descriptors(models, reference, monkeypatch):
+    """A reader thread still running when close() frees its pipe's descriptor would read
+    the next socket to take that number (in CI a closed server's reader took bytes from
+    the next server's pipe: its worker died at start).  A slow reply handler keeps the
+    reader busy across close(); close() must wait for it, and no reader may outlive it."""
+    handle_reply = BaselineServer._on_reply
+
+    def slow_reply(self, worker, msg):
+        handle_reply(self, worker, msg)
+        time.sleep(0.5)  # the reader is here when close() starts
+
+    monkeypatch.setattr(BaselineServer, "_on_reply", slow_reply)
+    before = set(threading.enumerate())
+    server = BaselineServer(models, "onnxruntime", "pinned")
+    readers = [t for t in set(threading.enumerate()) - before if t.name.startswith("mtcc-baseline-")]
+    assert len(readers) == len(models)
+    server.submit("conv", reference["conv"][0]).result(timeout=30)
+    server.close()
+    assert [t.name for t in readers if t.is_alive()] == []
 
 
 def test_killed_worker_fails_its_request_and_close_leaves_no_process(models, reference):

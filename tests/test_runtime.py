@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -320,6 +321,30 @@ def test_killed_tenant_fails_its_request_and_restarts(bundles, reference):
         assert server.models["squeezenet"].process.pid != victim
         assert server.models["squeezenet"].frozen_objects > 0
         assert sorted(server.allocator.free) == server.cores
+
+
+def test_close_ends_the_pipe_readers_before_it_frees_their_descriptors(bundles, reference, monkeypatch):
+    """As the baseline server's test: a lane's reader busy with a reply when close()
+    starts must have ended when close() returns (a descriptor freed under a live reader
+    is read by whatever socket takes the number next)."""
+    import mtcc
+
+    step = mtcc.Server._step
+
+    def slow_step(self, event):
+        step(self, event)
+        if event[0] == "reply":
+            time.sleep(0.5)  # the lane's reader is here when close() starts
+
+    monkeypatch.setattr(mtcc.Server, "_step", slow_step)
+    feeds, want, names = reference["transformer"][0]
+    before = set(threading.enumerate())
+    server = mtcc.Server({"tf": bundles["transformer"]}, policy="block")
+    readers = [t for t in set(threading.enumerate()) - before if t.name.startswith(("mtcc-control-", "mtcc-lane-"))]
+    assert len(readers) == 1 + len(server.models["tf"].lanes)
+    _check(server.submit("tf", feeds).result(timeout=120), want, names)
+    server.close()
+    assert [t.name for t in readers if t.is_alive()] == []
 
 
 PARENT = """

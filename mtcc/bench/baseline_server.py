@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadInput, EnvironmentProblem, MtccError
+from ..lifeline import close_pipe
 from ..runtime.server import DEFAULT_MAX_QUEUE, START_TIMEOUT_S, QueueFull, TenantFailed
 
 SYSTEMS = ("onnxruntime", "openvino", "openvino-default")
@@ -78,6 +79,7 @@ class _Worker:
     ready: threading.Event = field(default_factory=threading.Event)
     process: object = None
     conn: object = None
+    reader: threading.Thread | None = None  # the thread reading conn (lifeline.close_pipe joins it)
     memory: object = None          # shm.LaneMemory, created once the worker reports its outputs
     outputs: list[dict] | None = None
     in_flight: _Request | None = None
@@ -208,8 +210,9 @@ class BaselineServer:
             preexec_fn=lambda: os.sched_setaffinity(0, cores))  # before the runtime sizes its pools
         theirs.close()
         worker.conn = Connection(ours.detach())
-        threading.Thread(target=self._read, args=(worker,), daemon=True,
-                         name=f"mtcc-baseline-{worker.name}").start()
+        worker.reader = threading.Thread(target=self._read, args=(worker,), daemon=True,
+                                         name=f"mtcc-baseline-{worker.name}")
+        worker.reader.start()
 
     def _wait_ready(self, worker: _Worker, timeout: float) -> None:
         from ..runtime import shm
@@ -384,8 +387,7 @@ class BaselineServer:
             if worker.memory is not None:
                 worker.memory.close()
                 worker.memory = None
-            if worker.conn is not None:
-                worker.conn.close()
+            close_pipe(worker.conn, worker.reader)
 
 
 def _complete(future: Future, result=None, error: Exception | None = None) -> None:

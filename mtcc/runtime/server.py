@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInput, MtccError
+from ..lifeline import close_pipe
 from ..threads import tenant_thread_env
 from . import shm
 from .cores import CoreAllocator
@@ -100,6 +101,7 @@ class Model:
         self.process = None
         self.conn = None                 # control pipe (ready, failed, stop)
         self.lane_conns: list = []       # one pipe per lane (units and their replies)
+        self.readers: list = []          # the threads reading conn, then each lane's (lifeline.close_pipe)
         self.lane_tids: list[int] = []   # each lane's thread in the tenant, and the core this
         self.lane_pins: dict[int, int] = {}  # process pinned it to (placement.pin_sleeping)
         self.ready = threading.Event()
@@ -237,11 +239,12 @@ class Server:
         model.process, model.conn, model.lane_conns = process, conns[0], conns[1:]
         model.ready.clear()
         model.failure = None
-        threading.Thread(target=self._read_control, args=(model, conns[0], process), daemon=True,
-                         name=f"mtcc-control-{model.name}").start()
-        for k, conn in enumerate(conns[1:]):
-            threading.Thread(target=self._read_lane, args=(model, conn), daemon=True,
-                             name=f"mtcc-lane-{model.name}-{k}").start()
+        model.readers = [threading.Thread(target=self._read_control, args=(model, conns[0], process), daemon=True,
+                                          name=f"mtcc-control-{model.name}")]
+        model.readers += [threading.Thread(target=self._read_lane, args=(model, conn), daemon=True,
+                                           name=f"mtcc-lane-{model.name}-{k}") for k, conn in enumerate(conns[1:])]
+        for reader in model.readers:
+            reader.start()
 
     def _read_control(self, model: Model, conn, process) -> None:
         """The tenant's control pipe: ready, failed, and its end (the process died)."""
@@ -418,9 +421,8 @@ class Server:
             m.queue.clear()
             for lane in m.lanes:
                 lane.memory.close()
-            for conn in [m.conn, *m.lane_conns]:
-                if conn is not None:
-                    conn.close()
+            for conn, reader in zip([m.conn, *m.lane_conns], m.readers):
+                close_pipe(conn, reader)
 
     # -- the scheduler ------------------------------------------------------------------
     def _step(self, event) -> None:
