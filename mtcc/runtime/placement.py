@@ -43,9 +43,15 @@ import threading
 import time
 
 
+def core_order(cores) -> tuple[int, ...]:
+    """The order in which a grant's cores go to a lane's threads (apply): the lane
+    thread's first, then one per pool worker."""
+    return tuple(sorted(cores))
+
+
 def lane_core(cores) -> int:
-    """The core a grant puts the lane thread on (apply's order: the lowest)."""
-    return min(cores)
+    """The core a grant puts the lane thread on."""
+    return core_order(cores)[0]
 
 
 def pin_sleeping(tid: int, core: int) -> bool:
@@ -85,7 +91,7 @@ class LanePlacement:
         first); returns µs spent.  `lane_core`: where the server already pinned the lane
         thread (pin_sleeping), not pinned again."""
         start = time.perf_counter()
-        cores = tuple(sorted(cores))  # the lane thread on cores[0]: lane_core(cores)
+        cores = core_order(cores)
         if lane_core is not None:
             self._pinned[self.lane_tid] = lane_core
         if cores != self.cores:
