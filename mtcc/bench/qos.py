@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +180,18 @@ def _timeline(server, since: int) -> list:
     return [(round(t - start, 6), what, str(holder), list(c)) for t, what, holder, c in entries]
 
 
+@dataclass
+class _Measured:
+    """What the servers measured, filled as it is measured: a Ctrl-C keeps what came before."""
+    searches: dict           # (target, system) -> [RateSearch] (one per repeat)
+    by_model: dict           # (target, system) -> every trial's models: which missed, by how much
+    fixed: dict = field(default_factory=dict)  # system -> the fixed-rate trial
+    fixed_rate: float | None = None
+    fixed_why: str | None = None               # the rule that chose fixed_rate
+    phase: str = "the rate searches"           # what runs now (an interruption names it)
+    interrupted: str | None = None
+
+
 def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[System],
               targets: list[Target], headline: Target, duration_s: float = 8.0, seed: int = 0,
               rate: float | None = None, repeats: int = 1, simulate: tuple[int, ...] = (),
@@ -194,6 +206,7 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
     say(progress, f"vCPU sharing before: {vcpu['before']}")
     profiles = {n: ModelProfile.from_bundle(p) for n, p in bundles.items()}
     feeds = {n: random_feeds(profiles[n].inputs) for n in models}
+    trials = dict(feeds=feeds, duration_s=duration_s, min_requests=min_requests, seed=seed, progress=progress)
 
     say(progress, f"starting {len(systems)} systems on cores {cores} (mtcc measures each model alone first)")
     servers: dict[str, object] = {}
@@ -209,100 +222,131 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
         freeze_startup_heap()
         isolated = {n: dict(m.isolated_by_cores) for n, m in first.models.items()}
         qos = {t.label: {n: round(t.ms(isolated[n], len(cores)), 4) for n in models} for t in targets}
-
-        searches: dict[tuple[str, str], list[RateSearch]] = {}
-        # every trial's models: which one missed its target, and by how much
-        by_model: dict[tuple[str, str], list[dict]] = {}
         capacity = len(cores) / statistics.fmean(isolated[n][1] / 1e3 for n in models)
-        for t in targets:
-            for system in systems:
-                searches[(t.label, system.label)] = []
-                by_model[(t.label, system.label)] = []
-        fixed, fixed_rate, fixed_why, interrupted = {}, None, None, None
-        phase = "the rate searches"
+        measured = _Measured(searches={(t.label, sy.label): [] for t in targets for sy in systems},
+                             by_model={(t.label, sy.label): [] for t in targets for sy in systems})
         try:  # Ctrl-C stops the measuring; the report keeps what was measured until then
-            for rep in range(repeats):
-                active = {}
-                for t in targets:
-                    for system in systems:
-                        s = RateSearch(start=round(0.25 * capacity, 2), max_trials=max_trials)
-                        searches[(t.label, system.label)].append(s)
-                        active[(t.label, system.label)] = (t, system, s)
-                round_no = 0
-                while active:
-                    round_no += 1
-                    for key, (t, system, s) in list(active.items()):
-                        server = servers[system.label]
-                        if hasattr(server, "set_qos"):
-                            server.set_qos(qos[t.label])
-                        r = s.next_rate()
-                        out = trial(server, models, r, trial_length(r, duration_s, min_requests),
-                                    seed + 1000 * rep + round_no, feeds, qos[t.label])
-                        s.record(r, out["share"])
-                        by_model[(t.label, system.label)].append(trial_by_model(r, out["models"]))
-                        say(progress, f"  [{t.label}] {system.label:24s} {r:8.2f} req/s: {100 * out['share']:5.1f} % "
-                                      f"within target ({out['requests']} requests; {trial_models_text(out['models'])})")
-                        if s.done:
-                            del active[key]
-                    state = machine.vcpu_sharing().get("state")
-                    vcpu["during"].append(state)
-                    say(progress, f"round {round_no} done; vCPU sharing: {state}")
-
-            phase = "the fixed-rate run"
-            best = {t.label: {sy.label: [s.best for s in searches[(t.label, sy.label)]] for sy in systems} for t in targets}
-            fixed_rate, fixed_why = (rate, "--rate") if rate else fixed_rate_for(best, targets, headline, capacity)
-            say(progress, f"fixed-rate run at {fixed_rate:.2f} req/s ({fixed_why}), target {headline.label}")
-            for system in systems:
-                server = servers[system.label]
-                if hasattr(server, "set_qos"):
-                    server.set_qos(qos[headline.label])
-                since = _counters(server)[2]
-                out = trial(server, models, fixed_rate, trial_length(fixed_rate, duration_s, min_requests), seed + 999,
-                            feeds, qos[headline.label])
-                if system.kind == "mtcc":
-                    out["timeline"] = _timeline(server, since)
-                fixed[system.label] = out
-                say(progress, f"  {system.label:24s} " + "  ".join(
-                    f"{n} p99 {out['models'][n]['p99_ms']} ms" for n in models if n in out["models"]))
+            _search_rates(servers, systems, targets, models, qos, capacity, measured, vcpu,
+                          repeats=repeats, max_trials=max_trials, **trials)
+            measured.phase = "the fixed-rate run"
+            best = {t.label: {sy.label: [s.best for s in measured.searches[(t.label, sy.label)]] for sy in systems}
+                    for t in targets}
+            measured.fixed_rate, measured.fixed_why = ((rate, "--rate") if rate
+                                                       else fixed_rate_for(best, targets, headline, capacity))
+            _run_fixed_rate(servers, systems, models, qos[headline.label], headline, measured, **trials)
         except KeyboardInterrupt:
-            interrupted = phase
-            say(progress, f"interrupted during {phase}: reporting what was measured until then")
-        scales = {n: m.scale for n, m in first.models.items()}  # measured / calibrated tables
+            measured.interrupted = measured.phase
+            say(progress, f"interrupted during {measured.phase}: reporting what was measured until then")
         # calibrated to this machine's block times at every core count: what the policies
         # planned with, and where the simulator starts
-        profiles = {n: m.profile for n, m in first.models.items()}
+        tenants = {n: {"profile": m.profile, "scale": m.scale, "isolated_ms": m.isolated_ms,
+                       "after_pause_ms": m.after_pause_ms} for n, m in first.models.items()}
         unit_overhead_us = _unit_overhead_us(servers, systems)
-        # what a unit on an idle lane costs beyond the back-to-back tables, per model
-        cold_us = {n: max(0.0, m.after_pause_ms - m.isolated_ms) * 1e3 for n, m in first.models.items()}
-        after_pause = {n: round(m.after_pause_ms, 3) for n, m in first.models.items()}
+        server_lanes = first.lanes
     finally:
         for server in servers.values():
             server.close()
     vcpu["after"] = machine.vcpu_sharing().get("state")
     say(progress, f"vCPU sharing after: {vcpu['after']}")
 
+    report = _report(cores, vcpu, models, bundles, tenants, isolated, qos, errors, measured, systems, targets,
+                     headline, server_lanes, duration_s=duration_s, seed=seed, repeats=repeats,
+                     min_requests=min_requests)
+    if not measured.interrupted and simulate:
+        profiles = {n: t["profile"] for n, t in tenants.items()}
+        scales = {n: t["scale"] for n, t in tenants.items()}  # measured / calibrated tables
+        # what a unit on an idle lane costs beyond the back-to-back tables, per model
+        cold_us = {n: max(0.0, t["after_pause_ms"] - t["isolated_ms"]) * 1e3 for n, t in tenants.items()}
+        report["config"]["simulator_unit_overhead_us"] = round(statistics.median(unit_overhead_us), 1)
+        report["config"]["simulator_unit_overhead_quantiles_us"] = unit_overhead_us
+        report["config"]["simulator_cold_us"] = {n: round(v, 1) for n, v in cold_us.items()}
+        report["simulated"] = simulate_many(profiles, scales, simulate, [s.option for s in systems if s.kind == "mtcc"],
+                                            headline, duration_s, seed, report, progress, unit_overhead_us, lanes,
+                                            cold_us)
+    return report
+
+
+def _search_rates(servers: dict, systems: list[System], targets: list[Target], models: list[str], qos: dict,
+                  capacity: float, measured: _Measured, vcpu: dict, *, repeats: int, max_trials: int, feeds: dict,
+                  duration_s: float, min_requests: int, seed: int, progress: Progress) -> None:
+    """Every (target, system)'s highest rate within target: one trial of each in turn per
+    round (a drift of the shared machine hits all alike), the vCPU sharing read after each."""
+    for rep in range(repeats):
+        active = {}
+        for t in targets:
+            for system in systems:
+                s = RateSearch(start=round(0.25 * capacity, 2), max_trials=max_trials)
+                measured.searches[(t.label, system.label)].append(s)
+                active[(t.label, system.label)] = (t, system, s)
+        round_no = 0
+        while active:
+            round_no += 1
+            for key, (t, system, s) in list(active.items()):
+                server = servers[system.label]
+                if hasattr(server, "set_qos"):
+                    server.set_qos(qos[t.label])
+                r = s.next_rate()
+                out = trial(server, models, r, trial_length(r, duration_s, min_requests),
+                            seed + 1000 * rep + round_no, feeds, qos[t.label])
+                s.record(r, out["share"])
+                measured.by_model[key].append(trial_by_model(r, out["models"]))
+                say(progress, f"  [{t.label}] {system.label:24s} {r:8.2f} req/s: {100 * out['share']:5.1f} % "
+                              f"within target ({out['requests']} requests; {trial_models_text(out['models'])})")
+                if s.done:
+                    del active[key]
+            state = machine.vcpu_sharing().get("state")
+            vcpu["during"].append(state)
+            say(progress, f"round {round_no} done; vCPU sharing: {state}")
+
+
+def _run_fixed_rate(servers: dict, systems: list[System], models: list[str], qos_ms: dict, headline: Target,
+                    measured: _Measured, *, feeds: dict, duration_s: float, min_requests: int, seed: int,
+                    progress: Progress) -> None:
+    """Every system at measured.fixed_rate, the headline target: latencies, and mtcc's
+    core-grant timeline."""
+    rate = measured.fixed_rate
+    say(progress, f"fixed-rate run at {rate:.2f} req/s ({measured.fixed_why}), target {headline.label}")
+    for system in systems:
+        server = servers[system.label]
+        if hasattr(server, "set_qos"):
+            server.set_qos(qos_ms)
+        since = _counters(server)[2]
+        out = trial(server, models, rate, trial_length(rate, duration_s, min_requests), seed + 999, feeds, qos_ms)
+        if system.kind == "mtcc":
+            out["timeline"] = _timeline(server, since)
+        measured.fixed[system.label] = out
+        say(progress, f"  {system.label:24s} " + "  ".join(
+            f"{n} p99 {out['models'][n]['p99_ms']} ms" for n in models if n in out["models"]))
+
+
+def _report(cores: list[int], vcpu: dict, models: list[str], bundles: dict, tenants: dict, isolated: dict,
+            qos: dict, errors: dict, measured: _Measured, systems: list[System], targets: list[Target],
+            headline: Target, lanes: int, *, duration_s: float, seed: int, repeats: int, min_requests: int) -> dict:
+    """The report of `mtcc bench --json`, but for the simulation: the machine, the set-up,
+    one row per (system, target, model), the fixed-rate latencies and the summary."""
+    fixed_rate = measured.fixed_rate
     report = {
         "machine": {"cpu": machine.cpu_model(), "cores": len(cores), "core_ids": cores, "vcpu_sharing": vcpu,
                     "time_shared": any(s == "time-shared" for s in [vcpu["before"], vcpu["after"], *vcpu["during"]]),
                     "date": time.strftime("%Y-%m-%d")},
-        "config": {"models": {n: {"bundle": Path(bundles[n]).name, "blocks": len(profiles[n].blocks),
+        "config": {"models": {n: {"bundle": Path(bundles[n]).name, "blocks": len(tenants[n]["profile"].blocks),
                                   "isolated_ms_by_cores": isolated[n],
                                   # alone on all cores after an idle pause, in its tenant
-                                  "after_pause_ms": after_pause[n]} for n in models},
+                                  "after_pause_ms": round(tenants[n]["after_pause_ms"], 3)} for n in models},
                    "qos_ms": qos, "headline_qos": headline.label, "duration_s": duration_s, "seed": seed,
                    "repeats": repeats, "min_requests": min_requests, "required_share": REQUIRED_SHARE, "warmup_s": min(WARMUP_MAX_S, WARMUP_SHARE * duration_s),
-                   "fixed_rate": round(fixed_rate, 3) if fixed_rate else None, "fixed_rate_from": fixed_why,
+                   "fixed_rate": round(fixed_rate, 3) if fixed_rate else None, "fixed_rate_from": measured.fixed_why,
                    "systems": [s.label for s in systems],
-                   "lanes": first.lanes},
+                   "lanes": lanes},
         "results": [], "searches": {}, "search_trials_by_model": {}, "fixed": {}, "summary": {}, "simulated": [],
     }
     for t in targets:
         for system in systems:
-            runs = searches[(t.label, system.label)]
+            runs = measured.searches[(t.label, system.label)]
             report["searches"][f"{t.label} {system.label}"] = [s.trials for s in runs]
-            report["search_trials_by_model"][f"{t.label} {system.label}"] = by_model[(t.label, system.label)]
+            report["search_trials_by_model"][f"{t.label} {system.label}"] = measured.by_model[(t.label, system.label)]
             rates = [s.best for s in runs if s.trials]  # an interrupted run: searches not begun have none
-            f = fixed.get(system.label) if t == headline else None
+            f = measured.fixed.get(system.label) if t == headline else None
             for n in models:
                 row = {**system.row(), "label": system.label, "qos": t.label, "model": n,
                        "max_abs_err_vs_onnxruntime": errors[system.label][n],
@@ -317,23 +361,16 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
                                rate=round(fixed_rate, 3), requests=f["models"][n]["requests"],
                                conflict_rate=f["conflict_rate"])
                 report["results"].append(row)
-    for label, out in fixed.items():
+    for label, out in measured.fixed.items():
         report["fixed"][label] = {"latencies_ms": {n: [r["latency_ms"] for r in out["all_requests"] if r["model"] == n]
                                                    for n in models},
                                   "timeline": out.get("timeline", [])}
     for n in models:
-        report["config"]["models"][n]["table_scale"] = round(scales[n], 4)  # measured / calibrated tables
-        report["config"]["models"][n]["block_us_by_cores"] = profiles[n].measured_block_us
+        report["config"]["models"][n]["table_scale"] = round(tenants[n]["scale"], 4)  # measured / calibrated tables
+        report["config"]["models"][n]["block_us_by_cores"] = tenants[n]["profile"].measured_block_us
     report["summary"] = summarize_report(report, targets, headline)
-    if interrupted:
-        report["interrupted"] = f"during {interrupted}: searches and rows hold what was measured until then"
-    elif simulate:
-        report["config"]["simulator_unit_overhead_us"] = round(statistics.median(unit_overhead_us), 1)
-        report["config"]["simulator_unit_overhead_quantiles_us"] = unit_overhead_us
-        report["config"]["simulator_cold_us"] = {n: round(v, 1) for n, v in cold_us.items()}
-        report["simulated"] = simulate_many(profiles, scales, simulate, [s.option for s in systems if s.kind == "mtcc"],
-                                            headline, duration_s, seed, report, progress, unit_overhead_us, lanes,
-                                            cold_us)
+    if measured.interrupted:
+        report["interrupted"] = f"during {measured.interrupted}: searches and rows hold what was measured until then"
     return report
 
 
