@@ -715,6 +715,10 @@ def test_time_budget_runs_the_recipe_within_its_deadlines(tmp_path):
     assert [run["measure_threads"] == 1 for run in runs] == [name.endswith("1 thread") for name in names]
     records = _lines(out / schedules_db.RECORDS)
     assert len(records) == sum(s["trials_new"] for s in steps) == sum(t["trials"] for t in summary["tasks"])
+    # The summary counts the whole recipe, not its last step (as the table printed after it).
+    assert summary["trials_existing"] == 0 and summary["trials_new"] == summary["trials_total"] == len(records)
+    assert summary["wall_s"] == pytest.approx(sum(s["wall_s"] for s in steps), abs=0.1)
+    assert "refined" not in summary
     # The first round: every task has records, none more than its one batch.
     first, end = runs[0]["records"]
     per_task = Counter(json.loads(line)[0] for line in records[first:end])

@@ -55,11 +55,19 @@ class RecipeResult:
     budget_s: float
     steps: list[dict] = field(default_factory=list)
     last: driver.TuneResult | None = None
+    trials_before: int = 0   # the folder's records before the first step
 
     def as_dict(self) -> dict:
+        """The last step's summary (its task table, the folder's total) with the counts
+        and the time of the whole recipe, not of its last step; each step's own in
+        `time_budget.steps`."""
         out = self.last.as_dict() if self.last is not None else {}
-        out["time_budget"] = {"budget_s": round(self.budget_s, 1), "steps": self.steps,
-                              "search_s": round(sum(s["wall_s"] for s in self.steps), 1)}
+        new = sum(s["trials_new"] for s in self.steps)
+        wall = sum(s["wall_s"] for s in self.steps)
+        out.update(trials_requested=None, trials_existing=self.trials_before, trials_new=new, wall_s=round(wall, 2),
+                   seconds_per_trial=round(wall / new, 3) if new else None)
+        out.pop("refined", None)  # the last step's pick: each step lists its own
+        out["time_budget"] = {"budget_s": round(self.budget_s, 1), "steps": self.steps, "search_s": round(wall, 1)}
         return out
 
 
@@ -93,6 +101,8 @@ def search_within(model_path, *, budget_s: float, target, out, command: str | No
         result.steps.append({"step": label, "trials_new": step.trials_new, "wall_s": round(time.monotonic() - began, 1),
                              "stopped_at_deadline": step.stopped_at_deadline,
                              **({"refined": step.refined} if step.refined is not None else {})})
+        if result.last is None:
+            result.trials_before = step.trials_existing
         result.last = step
         say(notes, f"{label}: {step.trials_new} trials in {time.monotonic() - began:.0f} s"
                    + (" (stopped at its deadline)" if step.stopped_at_deadline else ""))
