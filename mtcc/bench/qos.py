@@ -237,26 +237,23 @@ def bench_mix(bundles: dict[str, Path], onnx: dict[str, Path], *, systems: list[
         except KeyboardInterrupt:
             measured.interrupted = measured.phase
             say(progress, f"interrupted during {measured.phase}: reporting what was measured until then")
-        # calibrated to this machine's block times at every core count: what the policies
-        # planned with, and where the simulator starts
-        tenants = {n: {"profile": m.profile, "scale": m.scale, "isolated_ms": m.isolated_ms,
-                       "after_pause_ms": m.after_pause_ms} for n, m in first.models.items()}
         unit_overhead_us = _unit_overhead_us(servers, systems)
-        server_lanes = first.lanes
     finally:
         for server in servers.values():
             server.close()
     vcpu["after"] = machine.vcpu_sharing().get("state")
     say(progress, f"vCPU sharing after: {vcpu['after']}")
 
-    report = _report(cores, vcpu, models, bundles, tenants, isolated, qos, errors, measured, systems, targets,
-                     headline, server_lanes, duration_s=duration_s, seed=seed, repeats=repeats,
-                     min_requests=min_requests)
+    # The first mtcc server's models (closed, their measurements kept): profiles calibrated
+    # to this machine's block times at every core count, what the policies planned with
+    # and where the simulator starts.
+    report = _report(cores, vcpu, models, bundles, first, isolated, qos, errors, measured, systems, targets,
+                     headline, duration_s=duration_s, seed=seed, repeats=repeats, min_requests=min_requests)
     if not measured.interrupted and simulate:
-        profiles = {n: t["profile"] for n, t in tenants.items()}
-        scales = {n: t["scale"] for n, t in tenants.items()}  # measured / calibrated tables
+        profiles = {n: m.profile for n, m in first.models.items()}
+        scales = {n: m.scale for n, m in first.models.items()}  # measured / calibrated tables
         # what a unit on an idle lane costs beyond the back-to-back tables, per model
-        cold_us = {n: max(0.0, t["after_pause_ms"] - t["isolated_ms"]) * 1e3 for n, t in tenants.items()}
+        cold_us = {n: max(0.0, m.after_pause_ms - m.isolated_ms) * 1e3 for n, m in first.models.items()}
         report["config"]["simulator_unit_overhead_us"] = round(statistics.median(unit_overhead_us), 1)
         report["config"]["simulator_unit_overhead_quantiles_us"] = unit_overhead_us
         report["config"]["simulator_cold_us"] = {n: round(v, 1) for n, v in cold_us.items()}
@@ -319,25 +316,26 @@ def _run_fixed_rate(servers: dict, systems: list[System], models: list[str], qos
             f"{n} p99 {out['models'][n]['p99_ms']} ms" for n in models if n in out["models"]))
 
 
-def _report(cores: list[int], vcpu: dict, models: list[str], bundles: dict, tenants: dict, isolated: dict,
+def _report(cores: list[int], vcpu: dict, models: list[str], bundles: dict, first, isolated: dict,
             qos: dict, errors: dict, measured: _Measured, systems: list[System], targets: list[Target],
-            headline: Target, lanes: int, *, duration_s: float, seed: int, repeats: int, min_requests: int) -> dict:
+            headline: Target, *, duration_s: float, seed: int, repeats: int, min_requests: int) -> dict:
     """The report of `mtcc bench --json`, but for the simulation: the machine, the set-up,
     one row per (system, target, model), the fixed-rate latencies and the summary."""
     fixed_rate = measured.fixed_rate
+    tenants = first.models  # the first mtcc server's: its measurements of each model
     report = {
         "machine": {"cpu": machine.cpu_model(), "cores": len(cores), "core_ids": cores, "vcpu_sharing": vcpu,
                     "time_shared": any(s == "time-shared" for s in [vcpu["before"], vcpu["after"], *vcpu["during"]]),
                     "date": time.strftime("%Y-%m-%d")},
-        "config": {"models": {n: {"bundle": Path(bundles[n]).name, "blocks": len(tenants[n]["profile"].blocks),
+        "config": {"models": {n: {"bundle": Path(bundles[n]).name, "blocks": len(tenants[n].profile.blocks),
                                   "isolated_ms_by_cores": isolated[n],
                                   # alone on all cores after an idle pause, in its tenant
-                                  "after_pause_ms": round(tenants[n]["after_pause_ms"], 3)} for n in models},
+                                  "after_pause_ms": round(tenants[n].after_pause_ms, 3)} for n in models},
                    "qos_ms": qos, "headline_qos": headline.label, "duration_s": duration_s, "seed": seed,
                    "repeats": repeats, "min_requests": min_requests, "required_share": REQUIRED_SHARE, "warmup_s": min(WARMUP_MAX_S, WARMUP_SHARE * duration_s),
                    "fixed_rate": round(fixed_rate, 3) if fixed_rate else None, "fixed_rate_from": measured.fixed_why,
                    "systems": [s.label for s in systems],
-                   "lanes": lanes},
+                   "lanes": first.lanes},
         "results": [], "searches": {}, "search_trials_by_model": {}, "fixed": {}, "summary": {}, "simulated": [],
     }
     for t in targets:
@@ -366,8 +364,8 @@ def _report(cores: list[int], vcpu: dict, models: list[str], bundles: dict, tena
                                                    for n in models},
                                   "timeline": out.get("timeline", [])}
     for n in models:
-        report["config"]["models"][n]["table_scale"] = round(tenants[n]["scale"], 4)  # measured / calibrated tables
-        report["config"]["models"][n]["block_us_by_cores"] = tenants[n]["profile"].measured_block_us
+        report["config"]["models"][n]["table_scale"] = round(tenants[n].scale, 4)  # measured / calibrated tables
+        report["config"]["models"][n]["block_us_by_cores"] = tenants[n].profile.measured_block_us
     report["summary"] = summarize_report(report, targets, headline)
     if measured.interrupted:
         report["interrupted"] = f"during {measured.interrupted}: searches and rows hold what was measured until then"
