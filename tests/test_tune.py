@@ -207,6 +207,17 @@ def test_candidates_rank_each_thread_count_among_its_own(tmp_path):
     assert lines.main_threads == 2
     assert lines.candidates(0, 4)[0] == [0, 1, 2, 3, 9]
 
+    # A task searched on 1 thread only, in a folder where another task has a search on the
+    # target's cores: its own search is its main group, its top_k all come from it.
+    only_one = [json.dumps([1, [[[300 + k], []], [(20 + k) * 1e-6], {"kind": "llvm"}, []]]) for k in range(6)]
+    (tmp_path / schedules_db.RECORDS).write_text("\n".join(two + one + more + only_one) + "\n")
+    (tmp_path / schedules_db.WORKLOADS).write_text('["123", "abc"]\n["456", "def"]\n')
+    runs.append({"measure_threads": 1, "records": [14, 20]})
+    (tmp_path / schedules_db.META).write_text(json.dumps({"runs": runs, "num_cores": 2}))
+    lines = schedules_db.DatabaseLines(tmp_path)
+    assert lines.main_threads == 2 and lines.candidates(0, 4)[0] == [0, 1, 2, 3, 9]
+    assert lines.candidates(1, 4)[0] == [14, 15, 16, 17]
+
 
 def test_repair_keeps_a_complete_last_line_without_newline(tmp_path):
     rec = tmp_path / schedules_db.RECORDS

@@ -277,13 +277,16 @@ class DatabaseLines:
 
     @cached_property
     def main_threads(self) -> int | None:
-        """The threads of the main search: the target's cores (tune.json's num_cores) where
-        records were timed on them, else the threads most records were timed on.  Not the
-        majority alone: two 1-thread passes for a few tasks (`--refine`) can outnumber the
-        whole search's records, and every other task would then rank its own search as
-        the side group."""
-        counts = Counter(self.record_threads(i) for i, r in enumerate(self.records) if r is not None)
-        counts.pop(None, None)
+        """The threads of the folder's main search (_main_group of all its records)."""
+        return self._main_group(Counter(self.record_threads(i) for i, r in enumerate(self.records) if r is not None))
+
+    def _main_group(self, counts: Counter) -> int | None:
+        """Of {threads: records}, the threads of the main search: the target's cores
+        (tune.json's num_cores) where records were timed on them, else the threads most
+        records were timed on.  Not the majority alone: two 1-thread passes for a few
+        tasks (`--refine`) can outnumber the whole search's records, and every other task
+        would then rank its own search as the side group."""
+        counts = Counter({threads: n for threads, n in counts.items() if threads is not None})
         if self.meta.get("num_cores") in counts:
             return int(self.meta["num_cores"])
         return max(counts, key=lambda t: (counts[t], t)) if counts else measure_threads(self.meta)
@@ -333,11 +336,14 @@ class DatabaseLines:
 
     def _by_threads(self, distinct: list[int], top_k: int) -> list[int]:
         """The top_k of the main search's threads, then each other thread count's fastest
-        max(1, top_k // 4) (see candidates)."""
+        max(1, top_k // 4) (see candidates).  The main search is the workload's own
+        (_main_group of its records): a search at the target's cores for one task, in a
+        folder whose other tasks were searched on 1 thread only, leaves theirs their main."""
         groups: dict = {}
         for i in distinct:
             groups.setdefault(self.record_threads(i), []).append(i)
-        picked = groups.pop(self.main_threads, [])[:top_k]
+        main = self._main_group(Counter({threads: len(group) for threads, group in groups.items()}))
+        picked = groups.pop(main, [])[:top_k]
         for threads in sorted(groups, key=lambda t: (t is None, t or 0)):
             picked += groups[threads][:max(1, top_k // 4)]
         return picked
