@@ -580,6 +580,23 @@ def test_restricted_run_keeps_other_tasks(tiny_db, tmp_path):
     assert mm["candidates"][0]["cells"]["1c/none"]["us"] > 0
 
 
+def test_tune_task_characterizes_only_that_task(tiny_db, tmp_path):
+    """`mtcc tune --stage characterize --task T` (and a search of T alone, stage all)
+    measures T only: another task's tables and pairs, measured on another day or
+    machine, are not timed again."""
+    from conftest import run_mtcc
+
+    folder = tmp_path / "schedules"
+    shutil.copytree(tiny_db["dir"], folder)
+    softmax = next(n for n in tiny_db["tasks"] if "softmax" in n)
+    r = run_mtcc("tune", tiny_db["model"], "--out", folder, "--stage", "characterize", "--task", softmax,
+                 "--calibration", ROOT / "schedules" / "calibration" / "amd-epyc.json", "--top-k", "1",
+                 "--confirm-rounds", "0", "--json", timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    char = json.loads((folder / "characterization.json").read_text())
+    assert [t["name"] for t in char["tasks"]] == [softmax]
+
+
 def test_a_claim_is_read_as_the_pair_timed_in_turns(tmp_path):
     """A variant 10 % faster than the default under pressure by the tables is a claim
     (open_claims); once the two are timed as a pair (variants.confirm), the variant's

@@ -260,7 +260,8 @@ Examples:
 @click.option("--resume", is_flag=True, help="Continue a folder that already holds records.")
 @click.option("--task", "only_tasks", multiple=True, metavar="NAME",
               help="Tune only this task (repeatable; names as `mtcc inspect` lists them); --trials then "
-                   "counts the records of these tasks.")
+                   "counts the records of these tasks, and characterization measures only them (with "
+                   "--stage characterize too).")
 @click.option("--refine", type=click.IntRange(min=1), default=None, metavar="K",
               help="With --resume: tune only the K tasks with the most time to win by their records "
                    "(calls x best time x shortfall of their GFLOP/s from the 90th percentile of their kind's), "
@@ -361,8 +362,12 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, refine, time_budget
     if stage in ("all", "characterize"):
         from .. import variants
 
+        # Only the tasks this run searched (or named): the others' tables and their
+        # confirmed pairs stay as measured, on whichever machine measured them.
+        searched = list(only_tasks) or summary.get("refined") or None
         summary["variants"] = variants.characterize_and_select(
-            model, dest, top_k=top_k, max_variants=max_variants, calibration=calibration, confirm_rounds=confirm_rounds,
+            model, dest, tasks=searched, top_k=top_k, max_variants=max_variants, calibration=calibration,
+            confirm_rounds=confirm_rounds,
             caches=caches or variants.characterization_caches(dest),
             input_shapes=list(input_shapes), progress=lambda line: console.print(f"characterize: {line}"))
         if not as_json:
