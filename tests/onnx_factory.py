@@ -199,3 +199,49 @@ def max_pools() -> onnx.ModelProto:
               "wide": [1, 32, 9, 9]}
     outs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in shapes.items()]
     return _model(nodes, [x, p], outs, [w])
+
+
+def softmaxes() -> onnx.ModelProto:
+    """Softmax, which mtcc computes with TVM's polynomial exp (frontend.tasks.
+    legalize_softmax): over the last axis and a middle one, of logits scaled up to
+    hundreds (exp's range reduction at work), and of logits plus an attention-style mask
+    (-1e9 where masked, far below exp's clamp at -88)."""
+    rng = np.random.default_rng(7)
+    mask = np.where(rng.random((1, 1, 6, 40)) < 0.3, -1e9, 0.0).astype(np.float32)
+    inits = [numpy_helper.from_array(np.array(60.0, np.float32), "scale"),
+             numpy_helper.from_array(mask, "mask")]
+    n = helper.make_node
+    nodes = [n("Mul", ["x", "scale"], ["logits"], name="scale_up"),
+             n("Softmax", ["logits"], ["last"], name="softmax_last", axis=-1),
+             n("Softmax", ["x"], ["middle"], name="softmax_middle", axis=1),
+             n("Add", ["x", "mask"], ["masked_logits"], name="mask"),
+             n("Softmax", ["masked_logits"], ["masked"], name="softmax_masked", axis=-1)]
+    shape = [2, 3, 6, 40]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
+    outs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name in ("last", "middle", "masked")]
+    return _model(nodes, [x], outs, inits)
+
+
+def transcendentals() -> onnx.ModelProto:
+    """Ops whose exp, erf or tanh mtcc computes with TVM's polynomial approximations
+    (frontend.tasks.legalize_with_polynomials), directly or inside TVM's import of them:
+    Exp, Sigmoid, Tanh, Gelu (erf and tanh forms), Elu, Softplus, LogSoftmax, on inputs
+    scaled to +-40 (the tails, where exp over- and underflows, and tanh and the sigmoid
+    saturate)."""
+    inits = [numpy_helper.from_array(np.array(8.0, np.float32), "scale"),
+             numpy_helper.from_array(np.array(0.25, np.float32), "quarter")]
+    n = helper.make_node
+    nodes = [n("Mul", ["x", "scale"], ["wide"], name="scale_up"),
+             n("Mul", ["x", "quarter"], ["narrow"], name="scale_down"),
+             n("Exp", ["narrow"], ["exp"], name="exp"),
+             n("Sigmoid", ["wide"], ["sigmoid"], name="sigmoid"),
+             n("Tanh", ["wide"], ["tanh"], name="tanh"),
+             n("Gelu", ["wide"], ["gelu"], name="gelu"),
+             n("Gelu", ["x"], ["gelu_tanh"], name="gelu_tanh", approximate="tanh"),
+             n("Elu", ["wide"], ["elu"], name="elu"),
+             n("Softplus", ["x"], ["softplus"], name="softplus"),
+             n("LogSoftmax", ["wide"], ["log_softmax"], name="log_softmax", axis=-1)]
+    shape = [2, 4, 48]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
+    outs = [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, shape) for node in nodes[2:]]
+    return _model(nodes, [x], outs, inits, opset=20)

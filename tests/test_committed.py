@@ -63,14 +63,16 @@ def test_committed_variants_match_their_characterization(folder, tmp_path):
     task["variants"][0]["latency_us"][cell] *= 1.5
     (stale / "variants.json").write_text(json.dumps(doc))
     assert _selection_differences(stale) == [f"tasks/{task['name']}"]
-    # ... and a characterization measured again (one cell of the default slower: a
-    # variant's confirmed cell is read from the default's) without selecting again.
+    # ... and a characterization measured again (one cell the default's latency is read
+    # from slower: its own, or for a cell confirmed as a pair, that of the candidate it
+    # was timed against) without selecting again.
     shutil.copyfile(sched / "variants.json", stale / "variants.json")
     char = json.loads((stale / "characterization.json").read_text())
-    picked = task["default"]
-    cell = next(iter(next(v for v in task["variants"] if v["id"] == picked)["latency_us"]))
+    default = next(v for v in task["variants"] if v["id"] == task["default"])
+    cell = next(iter(default["latency_us"]))
+    source = (default.get("latency_confirmed") or {}).get(cell, {}).get("against", default["id"])
     ctask = next(t for t in char["tasks"] if t["name"] == task["name"])
-    cand = next(c for c in ctask["candidates"] if c["id"] == picked)
+    cand = next(c for c in ctask["candidates"] if c["id"] == source)
     cand["cells"][cell]["us"] *= 1.5
     (stale / "characterization.json").write_text(json.dumps(char))
     assert f"tasks/{task['name']}" in _selection_differences(stale)

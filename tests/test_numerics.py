@@ -13,7 +13,8 @@ from mtcc import frontend
 from mtcc.bench import baselines
 from mtcc.tune import compile as build
 from mtcc.target import make_target
-from onnx_factory import fractional_powers, local_response_norms, max_pools, op_zoo, save, tiny_conv
+from onnx_factory import (fractional_powers, local_response_norms, max_pools, op_zoo, save, softmaxes,
+                          tiny_conv, transcendentals)
 
 # float32 with different summation orders: relative to the output's own scale.
 RTOL, ATOL_SCALE = 1e-4, 1e-4
@@ -59,6 +60,35 @@ def test_local_response_norms_are_one_task_each_and_match_onnxruntime(tmp_path):
     kinds = [task.name for task in extract(mod, make_target(HOST_MCPU, 2)).tasks]
     assert sum(name.startswith("local_response_norm") for name in kinds) == 2, kinds
     assert not any("pool" in name or "power" in name or "divide" in name for name in kinds), kinds
+    _compare(path)
+
+
+def _libm_calls(path) -> dict[str, list[str]]:
+    """{function: the TIR calls LLVM makes a scalar libm call per element} after mtcc's lowering."""
+    from mtcc.frontend.tasks import legalize_and_fuse
+
+    _, mod = frontend.import_model(path)
+    fused = legalize_and_fuse(mod, make_target(HOST_MCPU, 2))
+    scripts = {gv.name_hint: fused[gv].script() for gv in fused.get_global_vars() if gv.name_hint != "main"}
+    return {name: re.findall(r"T\.(exp|erf|tanh|sigmoid)\(", text) for name, text in scripts.items()}
+
+
+def test_softmax_with_the_polynomial_exp_matches_onnxruntime(tmp_path):
+    """frontend.tasks.legalize_with_polynomials: every softmax is one task whose exp TVM
+    computes by range reduction and a polynomial (no call to libm's expf, which does not
+    vectorize); large logits, a middle axis and a -1e9 mask as ONNX Runtime computes them."""
+    path = save(softmaxes(), tmp_path / "softmaxes.onnx")
+    calls = _libm_calls(path)
+    assert sum("softmax" in name for name in calls) >= 2 and not any(calls.values()), calls
+    _compare(path)
+
+
+def test_exp_erf_and_tanh_by_polynomials_match_onnxruntime(tmp_path):
+    """Exp, Sigmoid, Tanh, both Gelus, Elu, Softplus and LogSoftmax with no per-element call
+    to libm's exp, erf or tanh, across their tails, as ONNX Runtime computes them."""
+    path = save(transcendentals(), tmp_path / "transcendentals.onnx")
+    calls = _libm_calls(path)
+    assert len(calls) >= 5 and not any(calls.values()), calls
     _compare(path)
 
 

@@ -8,6 +8,7 @@ later stages cut into layer blocks.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -139,8 +140,8 @@ def task_flops(workload_mod) -> float:
         return 0.0
 
 
-# The dtypes mtcc's vectorizable rewrites apply to (legalize_erf, legalize_power,
-# legalize_max_pool2d, the LRN's compute); others keep TVM's own legalization.
+# The dtypes mtcc's vectorizable rewrites apply to (legalize_with_polynomials,
+# legalize_power, legalize_max_pool2d, the LRN's compute); others keep TVM's own legalization.
 REWRITTEN_DTYPES = ("float32", "float16")
 
 
@@ -154,16 +155,67 @@ def scalar_constant(expr) -> float | None:
     return float(value.reshape(())) if value.size == 1 else None
 
 
-def legalize_erf(bb, call):
-    """LegalizeOps hook: erf as TVM's vectorizable rational approximation (topi.fast_erf,
-    float32 error ~1e-7) instead of a scalar call to libm's erff per element, which
-    made the GELU task of the transformer 4x slower than its matmul alone."""
-    from tvm import topi
-    from tvm.relax.transform.legalize_ops.common import _call_topi_without_attr
+# LLVM turns TIR's exp, erf and tanh into a scalar call to libm per element (expf,
+# erff), which no loop around them can vectorize: the transformer's GELU ran 4x slower
+# than its matmul alone, its two 4x64x64 softmaxes at 0.8 GFLOP/s (a fifth of its time).
+# TVM's own approximations (range reduction and polynomials, float32 error ~1e-7, as
+# ONNX Runtime's kernels approximate these too) are plain arithmetic that vectorizes.
+def _polynomial_sigmoid(x):
+    from tvm import te, topi, tirx
 
+    exp_minus_x = topi.fast_exp(topi.negative(x))
+    one = tirx.const(1, x.dtype)
+    return te.compute(x.shape, lambda *index: one / (one + exp_minus_x(*index)), name="T_sigmoid")
+
+
+def _polynomial_gelu(x):
+    from tvm import topi, tirx
+
+    half = tirx.const(0.5, x.dtype)
+    return x * (half + topi.fast_erf(x * tirx.const(0.5 ** 0.5, x.dtype)) * half)
+
+
+def _polynomial_gelu_tanh(x):
+    from tvm import topi, tirx
+
+    def const(value):
+        return tirx.const(value, x.dtype)
+
+    inner = const((2 / math.pi) ** 0.5) * (x + const(0.044715) * x * x * x)
+    return const(0.5) * x * (const(1) + topi.fast_tanh(inner))
+
+
+def _polynomial_log_softmax(x, axis: int):
+    from tvm import topi
+
+    shifted = topi.subtract(x, topi.max(x, axis, keepdims=True))
+    return topi.subtract(shifted, topi.log(topi.sum(topi.fast_exp(shifted), axis, keepdims=True)))
+
+
+def _polynomial_rewrites() -> dict:
+    """Relax op -> (TE compute with TVM's vectorizable approximations, function name)."""
+    from tvm import topi
+
+    return {"relax.erf": (topi.fast_erf, "erf"),
+            "relax.exp": (topi.fast_exp, "exp"),
+            "relax.tanh": (topi.fast_tanh, "tanh"),
+            "relax.sigmoid": (_polynomial_sigmoid, "sigmoid"),
+            "relax.nn.gelu": (_polynomial_gelu, "gelu"),
+            "relax.nn.gelu_tanh": (_polynomial_gelu_tanh, "gelu_tanh"),
+            "relax.nn.softmax": (topi.nn.fast_softmax, "softmax"),
+            "relax.nn.log_softmax": (_polynomial_log_softmax, "log_softmax")}
+
+
+def legalize_with_polynomials(bb, call):
+    """LegalizeOps hook for the ops of _polynomial_rewrites: TVM's approximations (in
+    float16 its fast_exp and fast_tanh are exp and tanh again; fast_erf has its own)."""
+    name = call.op.name
     if str(call.args[0].ty.dtype) not in REWRITTEN_DTYPES:
-        return _call_topi_without_attr(topi.erf)(bb, call)
-    return bb.call_te(topi.fast_erf, call.args[0], primfunc_name_hint="erf")
+        return tvm_op(name).get_attr("FLegalize")(bb, call)
+    compute, hint = _polynomial_rewrites()[name]
+    if name in ("relax.nn.softmax", "relax.nn.log_softmax"):
+        return bb.call_te(compute, call.args[0], int(call.attrs.axis), primfunc_name_hint=hint)
+    return bb.call_te(compute, call.args[0], primfunc_name_hint=hint)
 
 
 def quarter_power(exponent: float) -> tuple[int, float, bool] | None:
@@ -280,7 +332,7 @@ def legalize_and_fuse(mod, target, layout: str = DEFAULT_LAYOUT):
         mod = lrn.fuse_local_response_norms(mod)  # after the layout: the chain's transforms go too
         return tvm.transform.Sequential([
             relax.transform.LegalizeOps({"relax.nn.conv2d": layout_pass.legalize_conv2d,
-                                         "relax.erf": legalize_erf,
+                                         **dict.fromkeys(_polynomial_rewrites(), legalize_with_polynomials),
                                          "relax.power": legalize_power,
                                          "relax.nn.max_pool2d": legalize_max_pool2d}),
             relax.transform.DeadCodeElimination(),  # what fuse_local_response_norms left unused
