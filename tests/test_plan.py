@@ -156,6 +156,23 @@ def test_run_range_in_blocks(built):
     _assert_same(ex.get_outputs(), b.want)
 
 
+def test_run_copies_inputs_in_and_outputs_out(built):
+    """run() copies the inputs into the plan's memory (converting dtype and layout as
+    numpy would) and hands back outputs of the caller's own: the next run does not
+    overwrite them.  A wrong shape is refused, naming the input."""
+    b = built("transformer")
+    ex = b.executor()
+    first = ex.run(*b.inputs)
+    second_inputs = [np.random.default_rng(1).standard_normal(a.shape).astype(a.dtype) for a in b.inputs]
+    second = ex.run(*second_inputs)
+    _assert_same(first, b.want)  # still the first request's
+    assert not any(np.shares_memory(f, s) for f, s in zip(first, second))
+    wider = [np.asfortranarray(a.astype(np.float64)) for a in b.inputs]  # float64, not C-ordered
+    _assert_same(ex.run(*wider), b.want)
+    with pytest.raises(ValueError, match=b.plan.slots[b.plan.inputs[0]].name):
+        ex.run(*[a[..., :-1] for a in b.inputs])
+
+
 @pytest.mark.parametrize("name", ["tiny_conv", "transformer"])
 def test_inputs_read_and_outputs_written_in_place(built, name):
     # A tenant's calls read each request's inputs straight from its shared-memory arena

@@ -44,6 +44,7 @@ class PlanExecutor:
         self._bound = [(self._func(c.function), self._call_args(c)) for c in plan.calls]
         self._aliased: dict[int, np.ndarray] = {}   # input slot -> the array its calls read in place
         self._out_views: tuple = ((), [])           # (ids of the arrays, their TVM views)
+        self._host_views: dict[int, np.ndarray | None] = {}  # slot -> numpy over its memory (_host_view)
 
     def _make(self, i: int, s: Slot, weights):
         import tvm
@@ -125,6 +126,7 @@ class PlanExecutor:
                 remade.add(i)
         self._bound = [(f, self._call_args(c)) for (f, _), c in zip(self._bound, self.plan.calls)]
         self._aliased = aliased
+        self._host_views.clear()
 
     def write_outputs_to(self, arrays: list[np.ndarray]) -> None:
         """Copy the outputs into `arrays` (contiguous, 64-byte aligned) inside TVM, with
@@ -137,6 +139,18 @@ class PlanExecutor:
         for slot, view in zip(self.plan.outputs, self._out_views[1]):
             self.tensors[slot].copyto(view)
 
+    def _host_view(self, slot: int) -> np.ndarray | None:
+        """A numpy array over the memory of slot's tensor (no copy, made once), or None
+        for a dtype numpy lacks.  numpy copies a request's inputs in and its outputs out
+        at memcpy speed; TVM's copyfrom and numpy() took ~14 µs each for the
+        transformer's 32 KB (1.5 µs this way), a tenth of the model's run on 2 cores."""
+        if slot not in self._host_views:
+            try:
+                self._host_views[slot] = np.from_dlpack(self.tensors[slot])
+            except (TypeError, ValueError, BufferError, RuntimeError):
+                self._host_views[slot] = None
+        return self._host_views[slot]
+
     # -- running ---------------------------------------------------------------------------
     def set_inputs(self, *arrays: np.ndarray) -> None:
         if len(arrays) != len(self.plan.inputs):
@@ -145,17 +159,26 @@ class PlanExecutor:
             if self._aliased.get(slot) is a:  # the calls read it in place already
                 continue
             s = self.plan.slots[slot]
-            a = np.ascontiguousarray(a, dtype=s.dtype)
+            a = np.asarray(a)
             if list(a.shape) != s.shape:
                 raise ValueError(f"call plan: input {s.name} must be {s.shape}, got {list(a.shape)}")
-            self.tensors[slot].copyfrom(a)
+            view = self._host_view(slot)
+            if view is None:
+                self.tensors[slot].copyfrom(np.ascontiguousarray(a, dtype=s.dtype))
+            else:
+                np.copyto(view, a, casting="unsafe")  # as ascontiguousarray(a, dtype) converted it
 
     def run_range(self, start: int, end: int) -> None:
         for f, args in self._bound[start:end]:
             f(*args)
 
     def get_outputs(self) -> list[np.ndarray]:
-        return [self.tensors[s].numpy() for s in self.plan.outputs]
+        """Copies: the plan's next run writes over its own memory."""
+        out = []
+        for slot in self.plan.outputs:
+            view = self._host_view(slot)
+            out.append(self.tensors[slot].numpy() if view is None else view.copy())
+        return out
 
     def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
         self.set_inputs(*arrays)
