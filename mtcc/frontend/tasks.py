@@ -157,7 +157,7 @@ def scalar_constant(expr) -> float | None:
 
 # LLVM turns TIR's exp, erf and tanh into a scalar call to libm per element (expf,
 # erff), which no loop around them can vectorize: the transformer's GELU ran 4x slower
-# than its matmul alone, its two 4x64x64 softmaxes at 0.8 GFLOP/s (a fifth of its time).
+# than its matmul alone, its two 4x64x64 softmaxes at 0.6-1.1 GFLOP/s (14-16 % of it).
 # TVM's own approximations (range reduction and polynomials, float32 error ~1e-7, as
 # ONNX Runtime's kernels approximate these too) are plain arithmetic that vectorizes.
 def _polynomial_sigmoid(x):
