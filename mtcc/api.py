@@ -14,6 +14,7 @@ def inspect(path: str | Path, input_shapes=None, target=None) -> dict:
     model, mod = frontend.import_model(path, input_shapes)
     tgt = parse_target(target) if isinstance(target, str) or target is None else target
     graph = tasks.extract(mod, tgt)
+    libm = {ext.task_name: tasks.scalar_math(ext.dispatched[0]["main"]) for ext in graph.extracted}
     return {
         "model": model.name,
         "path": str(model.path),
@@ -33,6 +34,7 @@ def inspect(path: str | Path, input_shapes=None, target=None) -> dict:
                 "inputs": t.inputs,
                 "outputs": t.outputs,
                 "functions": t.functions,
+                "scalar_math": libm.get(t.name, []),
             }
             for t in graph.tasks
         ],

@@ -245,3 +245,14 @@ def transcendentals() -> onnx.ModelProto:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
     outs = [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, shape) for node in nodes[2:]]
     return _model(nodes, [x], outs, inits, opset=20)
+
+
+def libm_calls() -> onnx.ModelProto:
+    """Softplus (TVM's import: log(1 + exp(x))) and Sin, whose log and sin stay calls
+    to libm, beside a Sigmoid and a Tanh, which mtcc computes by polynomials."""
+    n = helper.make_node
+    names = ("softplus", "sin", "sigmoid", "tanh")
+    nodes = [n(op, ["x"], [name], name=name) for op, name in zip(("Softplus", "Sin", "Sigmoid", "Tanh"), names)]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 32])
+    outs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 8, 32]) for name in names]
+    return _model(nodes, [x], outs)

@@ -7,6 +7,7 @@ import pytest
 
 import mtcc
 from conftest import EXAMPLES, run_mtcc, slow_params
+from onnx_factory import libm_calls, save
 
 
 @pytest.mark.parametrize("name", ["squeezenet", "transformer"])
@@ -49,3 +50,16 @@ def test_api_counts(models_dir, name):
     # published multiply-accumulate counts of the architectures, x2 for FLOPs
     expected_gflop = {"squeezenet": 0.7, "inception_v1": 3.2, "resnet50": 7.7, "transformer": 0.056}[name]
     assert info["total_flops"] / 1e9 == pytest.approx(expected_gflop, rel=0.25)
+
+
+def test_inspect_names_the_tasks_left_calling_libm(models_dir, tmp_path):
+    """A task whose math stays a scalar libm call (Softplus's log, a Sin) is named, in
+    --json and as a warning under the table; the examples and the ops mtcc computes by
+    polynomials (Sigmoid, Tanh) have none."""
+    info = mtcc.inspect(save(libm_calls(), tmp_path / "libm.onnx"))
+    flagged = {t["kind"]: t["scalar_math"] for t in info["tasks"] if t["scalar_math"]}
+    assert sorted(flagged.values()) == [["log"], ["sin"]], info["tasks"]
+    assert all(not t["scalar_math"] for t in info["tasks"] if t["kind"] in ("sigmoid", "tanh"))
+    proc = run_mtcc("inspect", tmp_path / "libm.onnx")
+    assert proc.returncode == 0 and "2 task(s) call libm" in proc.stderr, proc.stderr
+    assert not any(t["scalar_math"] for t in mtcc.inspect(models_dir / "transformer.onnx")["tasks"])

@@ -235,6 +235,11 @@ def print_model_table(info: dict) -> None:
         table.add_row(str(k), t["name"], t["kind"], shapes, f"{t['flops'] / 1e9:.4f}", str(t["weight"]),
                       f"{share:.1f}")
     console.print(table)
+    scalar = [t for t in info["tasks"] if t.get("scalar_math")]
+    if scalar:
+        console.print(f"[yellow]warning:[/] {len(scalar)} task(s) call libm, one scalar call per value, which no "
+                      "schedule vectorizes: "
+                      + ", ".join(f"{t['name']} ({', '.join(t['scalar_math'])})" for t in scalar))
 
 
 

@@ -218,6 +218,21 @@ def legalize_with_polynomials(bb, call):
     return bb.call_te(compute, call.args[0], primfunc_name_hint=hint)
 
 
+# TIR math that LLVM turns into a scalar libm call per element on x86 (seen in the
+# assembly: expf@PLT, logf@PLT, sinf@PLT, ...; sqrt, rsqrt, fabs, floor and round
+# vectorize).  legalize_with_polynomials rewrites the common ones; `mtcc inspect` names
+# any left, e.g. Softplus's log or a Sin, so a user knows why such a task runs at
+# ~1 GFLOP/s whatever the schedule.
+SCALAR_LIBM_MATH = frozenset({"exp", "exp2", "exp10", "expm1", "log", "log2", "log10", "log1p", "pow", "erf",
+                              "tanh", "sigmoid", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh",
+                              "cosh", "asinh", "acosh", "atanh"})
+
+
+def scalar_math(func) -> list[str]:
+    """The SCALAR_LIBM_MATH calls in a PrimFunc (as TVMScript prints them: T.log(...))."""
+    return sorted(set(re.findall(r"\bT\.(\w+)\(", func.script())) & SCALAR_LIBM_MATH)
+
+
 def quarter_power(exponent: float) -> tuple[int, float, bool] | None:
     """(whole part, fraction, negative) of a constant exponent that square roots and
     multiplications compute exactly enough -- |e| = n + f, f in 1/4, 1/2, 3/4, n <= 2 --
