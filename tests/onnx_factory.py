@@ -223,17 +223,25 @@ def softmaxes() -> onnx.ModelProto:
 
 
 def transcendentals() -> onnx.ModelProto:
-    """Ops whose exp, erf or tanh mtcc computes with TVM's polynomial approximations
-    (frontend.tasks.legalize_with_polynomials), directly or inside TVM's import of them:
-    Exp, Sigmoid, Tanh, Gelu (erf and tanh forms), Elu, Softplus, LogSoftmax, on inputs
+    """Ops whose exp, log, erf or tanh mtcc computes by polynomials (frontend.tasks.
+    legalize_with_polynomials), directly or inside TVM's import of them: Exp, Log,
+    Sigmoid, Tanh, Gelu (erf and tanh forms), Elu, Softplus, LogSoftmax, on inputs
     scaled to +-40 (the tails, where exp over- and underflows, and tanh and the sigmoid
-    saturate)."""
+    saturate); Log also of values from 1e-44 (denormal) to 1e38, of zeros, of negatives
+    (NaN) and of +inf."""
+    magnitudes = np.float32([0.0, 1e-44, 1e-39, 1e-30, 1e-5, 0.5, 1.0, 1.5, 2.0, 1e5, 1e30, 1e38])
     inits = [numpy_helper.from_array(np.array(8.0, np.float32), "scale"),
-             numpy_helper.from_array(np.array(0.25, np.float32), "quarter")]
+             numpy_helper.from_array(np.array(0.25, np.float32), "quarter"),
+             numpy_helper.from_array(np.tile(magnitudes, 32).reshape(2, 4, 48), "magnitudes"),
+             numpy_helper.from_array(np.array(np.inf, np.float32), "infinity")]
     n = helper.make_node
     nodes = [n("Mul", ["x", "scale"], ["wide"], name="scale_up"),
              n("Mul", ["x", "quarter"], ["narrow"], name="scale_down"),
+             n("Mul", ["x", "magnitudes"], ["spread"], name="spread"),  # signs from x: NaN where negative
+             n("Max", ["x", "infinity"], ["infinite"], name="infinite"),
              n("Exp", ["narrow"], ["exp"], name="exp"),
+             n("Log", ["spread"], ["log"], name="log"),
+             n("Log", ["infinite"], ["log_infinity"], name="log_infinity"),
              n("Sigmoid", ["wide"], ["sigmoid"], name="sigmoid"),
              n("Tanh", ["wide"], ["tanh"], name="tanh"),
              n("Gelu", ["wide"], ["gelu"], name="gelu"),
@@ -243,16 +251,37 @@ def transcendentals() -> onnx.ModelProto:
              n("LogSoftmax", ["wide"], ["log_softmax"], name="log_softmax", axis=-1)]
     shape = [2, 4, 48]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
-    outs = [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, shape) for node in nodes[2:]]
+    outs = [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, shape) for node in nodes[4:]]
     return _model(nodes, [x], outs, inits, opset=20)
 
 
 def libm_calls() -> onnx.ModelProto:
-    """Softplus (TVM's import: log(1 + exp(x))) and Sin, whose log and sin stay calls
-    to libm, beside a Sigmoid and a Tanh, which mtcc computes by polynomials."""
+    """Sin and Atan, which stay calls to libm, beside a Sigmoid and a Log, which mtcc
+    computes by polynomials."""
     n = helper.make_node
-    names = ("softplus", "sin", "sigmoid", "tanh")
-    nodes = [n(op, ["x"], [name], name=name) for op, name in zip(("Softplus", "Sin", "Sigmoid", "Tanh"), names)]
+    names = ("sin", "atan", "sigmoid", "log")
+    nodes = [n(op, ["x"], [name], name=name) for op, name in zip(("Sin", "Atan", "Sigmoid", "Log"), names)]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 32])
     outs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 8, 32]) for name in names]
     return _model(nodes, [x], outs)
+
+
+def broadcasting_reductions() -> onnx.ModelProto:
+    """A convolution (16 channels: NCHW16c) whose output goes through a Max, Min and Mean
+    with a scalar or a per-channel constant (TVM's importer: broadcast, stack, reduce),
+    which ConvertLayout could not block, and Sums (which the importer spells as adds)."""
+    rng = np.random.default_rng(8)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (16, 16, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(np.array(0.1, np.float32), "floor"),
+             numpy_helper.from_array(np.array(0.8, np.float32), "ceiling"),
+             numpy_helper.from_array(rng.normal(0, 0.5, (16, 1, 1)).astype(np.float32), "per_channel")]
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             n("Max", ["c", "floor"], ["above"], name="max"),
+             n("Min", ["above", "ceiling"], ["clamped"], name="min"),
+             n("Sum", ["clamped", "per_channel", "floor"], ["shifted"], name="sum"),
+             n("Mean", ["shifted", "per_channel"], ["averaged"], name="mean"),
+             n("Sum", ["averaged", "c"], ["y"], name="residual")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8])
+    return _model(nodes, [x], [y], inits)

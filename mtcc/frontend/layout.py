@@ -86,12 +86,100 @@ def _choose(call, block: int) -> dict:
     return {"relax.nn.conv2d": ["NCHW", "OIHW"]}
 
 
-def convert(mod, layout: str, block: int = BLOCK):
-    """Rewrite conv2d layouts of a Relax module (batch norm already decomposed)."""
+# TVM's importer spells an ONNX Max, Min, Sum or Mean of n inputs as broadcast_to each
+# input to the common shape, stack, then reduce over the new axis.
+_BINARY_OF_REDUCTION = {"relax.max": "maximum", "relax.min": "minimum", "relax.sum": "add", "relax.mean": "add"}
+
+
+def _shape(expr) -> list | None:
+    shape = getattr(expr.ty, "shape", None)
+    return None if shape is None else [int(d) for d in shape]
+
+
+def broadcasting_reductions_as_binary_ops(mod):
+    """Such a Max/Min/Sum/Mean with a constant or broadcast input (Max(x, 0.1)) as a chain
+    of binary ops on the inputs themselves (maximum, minimum, add; / n for a Mean).
+    ConvertLayout cannot infer a layout for the stack of a constant, nor for a
+    broadcast_to from a lower rank, and fails ("Invalid SLayout"), so a conv model with
+    a Max(x, 0.1) could not be blocked; binary ops broadcast the same way and carry any
+    layout.  Those of same-shape computed inputs stay as they are, and so do the
+    examples' tasks and the schedules keyed by them."""
+    from functools import reduce
+
+    import tvm
+    from tvm import relax
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    found = []
+
+    @mutator
+    class Rewriter(PyExprMutator):
+        def visit_call_(self, call):
+            call = super().visit_call_(call)
+            reduction = getattr(call.op, "name", None)
+            if reduction not in _BINARY_OF_REDUCTION or len(call.args) != 1:
+                return call
+            if [int(a) for a in (call.attrs.axis or [])] != [0] or call.attrs.keepdims:
+                return call
+            stacked = self.lookup_binding(call.args[0]) if isinstance(call.args[0], relax.Var) else None
+            if getattr(getattr(stacked, "op", None), "name", None) != "relax.stack" or int(stacked.attrs.axis) != 0:
+                return call
+            parts = stacked.args[0]
+            parts = self.lookup_binding(parts) if isinstance(parts, relax.Var) else parts
+            if not isinstance(parts, relax.Tuple):
+                return call
+            inputs = []
+            for part in parts.fields:  # a broadcast_to's input, or the part (FoldConstant broadcast a constant)
+                bound = self.lookup_binding(part) if isinstance(part, relax.Var) else part
+                is_broadcast = getattr(getattr(bound, "op", None), "name", None) == "relax.broadcast_to"
+                inputs.append(bound.args[0] if is_broadcast else bound if isinstance(bound, tvm.ir.Constant) else part)
+            target = _shape(call)
+            if target is None or not any(_shape(i) != target or isinstance(i, tvm.ir.Constant) for i in inputs):
+                return call
+            found.append(reduction)
+            binary = getattr(relax.op, _BINARY_OF_REDUCTION[reduction])
+            out = reduce(binary, inputs)
+            if reduction == "relax.mean":
+                out = relax.op.divide(out, relax.const(len(inputs), str(call.ty.dtype)))
+            return out
+
+    rewriter = Rewriter(mod)
+    main = rewriter.visit_expr(mod["main"])
+    if not found:
+        return mod
+    out = rewriter.builder_.get()
+    out["main"] = main
+    return relax.transform.DeadCodeElimination()(out)  # the stacks and broadcasts it left unused
+
+
+def _has_conv2d(mod) -> bool:
     from tvm import relax
 
-    if layout == "NCHW":
+    found = []
+    for func in mod.functions.values():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(
+                func, lambda node: found.append(node) if isinstance(node, relax.Call)
+                and getattr(node.op, "name", None) == "relax.nn.conv2d" else None)
+    return bool(found)
+
+
+def convert(mod, layout: str, block: int = BLOCK):
+    """Rewrite conv2d layouts of a Relax module (batch norm already decomposed).  A
+    module without a convolution is left as it is: ConvertLayout would change nothing
+    in it, yet fails on ops whose layouts it cannot infer (the stack TVM's importer
+    makes of a two-input Max or Min)."""
+    from tvm import relax
+
+    from ..errors import BadInput
+
+    if layout == "NCHW" or not _has_conv2d(mod):
         return mod
+    mod = broadcasting_reductions_as_binary_ops(mod)
     if layout != "NCHWc":
         raise ValueError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
-    return relax.transform.ConvertLayout({}, lambda call: _choose(call, block))(mod)
+    try:
+        return relax.transform.ConvertLayout({}, lambda call: _choose(call, block))(mod)
+    except Exception as e:  # noqa: BLE001 - TVM's InternalError names no op
+        raise BadInput(f"blocking the convolutions' layout (NCHW{block}c) failed in TVM's ConvertLayout: "
+                       f"{str(e).splitlines()[-1]}; tune with --layout NCHW (plain convolutions)") from None
