@@ -110,6 +110,8 @@ def broadcasting_reductions_as_binary_ops(mod):
     from tvm import relax
     from tvm.relax.expr_functor import PyExprMutator, mutator
 
+    from .rewrite import rewrite_main
+
     found = []
 
     @mutator
@@ -143,13 +145,9 @@ def broadcasting_reductions_as_binary_ops(mod):
                 out = relax.op.divide(out, relax.const(len(inputs), str(call.ty.dtype)))
             return out
 
-    rewriter = Rewriter(mod)
-    main = rewriter.visit_expr(mod["main"])
-    if not found:
-        return mod
-    out = rewriter.builder_.get()
-    out["main"] = main
-    return relax.transform.DeadCodeElimination()(out)  # the stacks and broadcasts it left unused
+    out = rewrite_main(mod, Rewriter(mod), found)
+    # the stacks and broadcasts it left unused
+    return out if out is mod else relax.transform.DeadCodeElimination()(out)
 
 
 def _has_conv2d(mod) -> bool:

@@ -157,6 +157,8 @@ def fuse_local_response_norms(mod):
     from tvm import relax
     from tvm.relax.expr_functor import PyExprMutator, mutator
 
+    from .rewrite import rewrite_main
+
     found = []
 
     @mutator
@@ -171,11 +173,5 @@ def fuse_local_response_norms(mod):
             return self.builder_.call_te(lambda data: lrn_compute(data, chain), x,
                                          primfunc_name_hint="local_response_norm")
 
-    rewriter = Rewriter(mod)
-    main = rewriter.visit_expr(mod["main"])
-    if not found:
-        return mod
-    out = rewriter.builder_.get()
-    out["main"] = main
-    return out
+    return rewrite_main(mod, Rewriter(mod), found)
 
