@@ -595,6 +595,8 @@ def test_tune_task_characterizes_only_that_task(tiny_db, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     char = json.loads((folder / "characterization.json").read_text())
     assert [t["name"] for t in char["tasks"]] == [softmax]
+    run = char["runs"][-1]  # which tasks it measured, on which CPU
+    assert run["tasks"] == [softmax] and run["cpu_model"] == char["machine"]["cpu_model"]
 
 
 def test_a_claim_is_read_as_the_pair_timed_in_turns(tmp_path):

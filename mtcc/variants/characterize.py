@@ -343,7 +343,10 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
         "tasks": all_tasks, "unmatched_workloads": unmatched,
         "runs": list(previous.get("runs", [])) if previous else [],
     }
-    run = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cells_measured": 0,
+    # Each run names its CPU: a run restricted to some tasks (--task) can measure them on
+    # another machine than the cells it keeps, and "machine" above names the last one only.
+    run = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu_model": machine.cpu_model(),
+           "tasks": sorted(chosen) if wanted is not None else "all", "cells_measured": 0,
            "footprints_measured": 0, "load_average_before": machine.load_average()}
     if check_machine:
         run["vcpu_sharing_before"] = machine.vcpu_sharing().get("state")
