@@ -131,10 +131,14 @@ def broadcasting_reductions_as_binary_ops(mod):
             if not isinstance(parts, relax.Tuple):
                 return call
             inputs = []
-            for part in parts.fields:  # a broadcast_to's input, or the part (FoldConstant broadcast a constant)
+            for part in parts.fields:
                 bound = self.lookup_binding(part) if isinstance(part, relax.Var) else part
-                is_broadcast = getattr(getattr(bound, "op", None), "name", None) == "relax.broadcast_to"
-                inputs.append(bound.args[0] if is_broadcast else bound if isinstance(bound, tvm.ir.Constant) else part)
+                if getattr(getattr(bound, "op", None), "name", None) == "relax.broadcast_to":
+                    inputs.append(bound.args[0])
+                elif isinstance(bound, tvm.ir.Constant):  # FoldConstant broadcast it already
+                    inputs.append(bound)
+                else:
+                    inputs.append(part)
             target = _shape(call)
             if target is None or not any(_shape(i) != target or isinstance(i, tvm.ir.Constant) for i in inputs):
                 return call
@@ -171,11 +175,11 @@ def convert(mod, layout: str, block: int = BLOCK):
 
     from ..errors import BadInput
 
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
     if layout == "NCHW" or not _has_conv2d(mod):
         return mod
     mod = broadcasting_reductions_as_binary_ops(mod)
-    if layout != "NCHWc":
-        raise ValueError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
     try:
         return relax.transform.ConvertLayout({}, lambda call: _choose(call, block))(mod)
     except Exception as e:  # noqa: BLE001 - TVM's InternalError names no op
