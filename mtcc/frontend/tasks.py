@@ -8,6 +8,7 @@ later stages cut into layer blocks.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -233,19 +234,21 @@ def _polynomial_log_softmax(x, axis: int):
     return topi.subtract(shifted, _polynomial_log(topi.sum(topi.fast_exp(shifted), axis, keepdims=True)))
 
 
+@functools.cache
 def _polynomial_rewrites() -> dict:
-    """Relax op -> (TE compute with TVM's vectorizable approximations, function name)."""
+    """Relax op -> (TE compute with TVM's vectorizable approximations, function name,
+    the integer attributes the compute takes after the input)."""
     from tvm import topi
 
-    return {"relax.erf": (topi.fast_erf, "erf"),
-            "relax.exp": (topi.fast_exp, "exp"),
-            "relax.log": (_polynomial_log, "log"),
-            "relax.tanh": (topi.fast_tanh, "tanh"),
-            "relax.sigmoid": (_polynomial_sigmoid, "sigmoid"),
-            "relax.nn.gelu": (_polynomial_gelu, "gelu"),
-            "relax.nn.gelu_tanh": (_polynomial_gelu_tanh, "gelu_tanh"),
-            "relax.nn.softmax": (topi.nn.fast_softmax, "softmax"),
-            "relax.nn.log_softmax": (_polynomial_log_softmax, "log_softmax")}
+    return {"relax.erf": (topi.fast_erf, "erf", ()),
+            "relax.exp": (topi.fast_exp, "exp", ()),
+            "relax.log": (_polynomial_log, "log", ()),
+            "relax.tanh": (topi.fast_tanh, "tanh", ()),
+            "relax.sigmoid": (_polynomial_sigmoid, "sigmoid", ()),
+            "relax.nn.gelu": (_polynomial_gelu, "gelu", ()),
+            "relax.nn.gelu_tanh": (_polynomial_gelu_tanh, "gelu_tanh", ()),
+            "relax.nn.softmax": (topi.nn.fast_softmax, "softmax", ("axis",)),
+            "relax.nn.log_softmax": (_polynomial_log_softmax, "log_softmax", ("axis",))}
 
 
 def legalize_with_polynomials(bb, call):
@@ -255,10 +258,8 @@ def legalize_with_polynomials(bb, call):
     name = call.op.name
     if str(call.args[0].ty.dtype) not in REWRITTEN_DTYPES:
         return tvm_op(name).get_attr("FLegalize")(bb, call)
-    compute, hint = _polynomial_rewrites()[name]
-    if name in ("relax.nn.softmax", "relax.nn.log_softmax"):
-        return bb.call_te(compute, call.args[0], int(call.attrs.axis), primfunc_name_hint=hint)
-    return bb.call_te(compute, call.args[0], primfunc_name_hint=hint)
+    compute, hint, attrs = _polynomial_rewrites()[name]
+    return bb.call_te(compute, call.args[0], *(int(getattr(call.attrs, a)) for a in attrs), primfunc_name_hint=hint)
 
 
 # TIR math that LLVM turns into a scalar libm call per element on x86 (seen in the
