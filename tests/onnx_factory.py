@@ -285,3 +285,40 @@ def broadcasting_reductions() -> onnx.ModelProto:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8])
     return _model(nodes, [x], [y], inits)
+
+
+def pre_activation(opset: int = 9) -> onnx.ModelProto:
+    """A DenseNet block as caffe2 exported the zoo's densenet121 (opset 9): a conv, its
+    output concatenated with its input (a conv's too), a BatchNormalization there (no conv before it to
+    fold into), a Scale written as Mul and Add by [C] constants unsqueezed to [C, 1, 1]
+    (Unsqueeze's axes an attribute before opset 13, an input since), ReLU and a conv."""
+    rng = np.random.default_rng(9)
+
+    def init(name, arr):
+        return numpy_helper.from_array(np.asarray(arr, np.float32), name)
+
+    inits = [init("w0", rng.normal(0, 0.3, (16, 16, 3, 3))),
+             init("w1", rng.normal(0, 0.3, (16, 16, 3, 3))), init("w2", rng.normal(0, 0.2, (16, 32, 1, 1))),
+             init("bn_scale", rng.uniform(0.5, 1.5, 32)), init("bn_bias", rng.normal(0, 0.1, 32)),
+             init("bn_mean", rng.normal(0, 0.5, 32)), init("bn_var", rng.uniform(0.5, 2.0, 32)),
+             init("scale", rng.uniform(0.5, 1.5, 32)), init("shift", rng.normal(0, 0.2, 32))]
+    n = helper.make_node
+    if opset >= 13:
+        inits.append(numpy_helper.from_array(np.array([1, 2], np.int64), "axes"))
+        unsqueeze = [n("Unsqueeze", [name, "axes"], [f"{name}_3d"], name=f"unsqueeze_{name}") for name in ("scale", "shift")]
+    else:
+        unsqueeze = [n("Unsqueeze", [name], [f"{name}_3d"], name=f"unsqueeze_{name}", axes=[1, 2])
+                     for name in ("scale", "shift")]
+    nodes = [n("Conv", ["x", "w0"], ["c0"], name="conv0", pads=[1, 1, 1, 1]),
+             n("Conv", ["c0", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             n("Concat", ["c0", "c1"], ["cat"], name="concat", axis=1),
+             n("BatchNormalization", ["cat", "bn_scale", "bn_bias", "bn_mean", "bn_var"], ["bn"], name="bn",
+               epsilon=1e-5),
+             *unsqueeze,
+             n("Mul", ["bn", "scale_3d"], ["scaled"], name="scale_mul"),
+             n("Add", ["scaled", "shift_3d"], ["shifted"], name="scale_add"),
+             n("Relu", ["shifted"], ["r"], name="relu"),
+             n("Conv", ["r", "w2"], ["y"], name="conv2")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8])
+    return _model(nodes, [x], [y], inits, opset=opset)

@@ -13,8 +13,8 @@ from mtcc import frontend
 from mtcc.bench import baselines
 from mtcc.tune import compile as build
 from mtcc.target import make_target
-from onnx_factory import (broadcasting_reductions, fractional_powers, local_response_norms, max_pools, op_zoo, save, softmaxes,
-                          tiny_conv, transcendentals)
+from onnx_factory import (broadcasting_reductions, fractional_powers, local_response_norms, max_pools, op_zoo,
+                          pre_activation, save, softmaxes, tiny_conv, transcendentals)
 
 # float32 with different summation orders: relative to the output's own scale.
 RTOL, ATOL_SCALE = 1e-4, 1e-4
@@ -108,6 +108,43 @@ def test_max_min_sum_mean_with_constants_are_blocked_and_match_onnxruntime(tmp_p
     assert any("conv2d_NCHWc" in name for name in names), names
     assert not any("stack" in name for name in names), names
     _compare(path)
+
+
+@pytest.mark.parametrize("opset", [9, 13])
+def test_pre_activation_batch_norm_and_scale_are_blocked_and_match_onnxruntime(tmp_path, opset):
+    """frontend.onnx_import.batch_norms_as_scale_shift and constants_at_full_rank: a
+    BatchNormalization with no conv before it and a Mul/Add by unsqueezed [C, 1, 1]
+    constants (densenet121 as the zoo has it) run in the blocked layout, fused into one
+    task with no subtract or divide, with no layout transform but into and out of the
+    model, and compute what ONNX Runtime does."""
+    from mtcc.frontend.tasks import legalize_and_fuse
+
+    path = save(pre_activation(opset), tmp_path / "pre_activation.onnx")
+    _, mod = frontend.import_model(path)
+    fused = legalize_and_fuse(mod, make_target(HOST_MCPU, 2))
+    funcs = {gv.name_hint: fused[gv] for gv in fused.get_global_vars() if gv.name_hint != "main"}
+    assert not any("subtract" in name or "divide" in name for name in funcs), list(funcs)
+    scales = [f for name, f in funcs.items() if "multiply" in name]
+    assert len(scales) == 1, list(funcs)
+    # what it reads and writes is NCHW16c (5-d), as the convolutions on either side
+    buffers = [p.ty for p in scales[0].params if hasattr(p.ty, "shape")]
+    assert len(buffers) >= 3 and all(len(b.shape) == 5 for b in buffers), buffers
+    # the import a schedules folder tuned before this option existed asks for (tune.json)
+    _, plain = frontend.import_model(path, per_channel_constants=False)
+    assert any("subtract" in gv.name_hint for gv in legalize_and_fuse(plain, make_target(HOST_MCPU, 2)).get_global_vars())
+    _compare(path)
+
+
+def test_only_four_dimensional_operands_get_full_rank_constants(models_dir):
+    """The transformer's biases (on 3-d tensors) stay as they are: its tasks, and the
+    committed schedules keyed by them, do not change."""
+    from mtcc.frontend.onnx_import import constants_at_full_rank
+
+    proto = onnx.load(models_dir / "transformer.onnx")
+    assert any(n.op_type == "Add" and any(i.name in n.input for i in proto.graph.initializer)
+               for n in proto.graph.node)
+    assert constants_at_full_rank(proto)[1] == 0
+    assert constants_at_full_rank(pre_activation())[1] == 2
 
 
 def test_max_pools_written_out_match_onnxruntime(tmp_path):

@@ -599,6 +599,38 @@ def test_tune_task_characterizes_only_that_task(tiny_db, tmp_path):
     assert run["tasks"] == [softmax] and run["cpu_model"] == char["machine"]["cpu_model"]
 
 
+def test_a_budget_keeps_every_tasks_best_and_the_biggest_tasks_candidates():
+    """characterize.trim_to_budget (mtcc tune --time-budget): every task keeps its best
+    record and what is already measured; the rest go rank by rank to the tasks that hold
+    the most time, as far as the budget (SECONDS_PER_CELL a cell) reaches."""
+    from mtcc.variants.characterize import SECONDS_PER_CELL, trim_to_budget
+
+    def task(name, us, count, measured=0):
+        return {"name": name, "tuned_us": us, "count": count, "candidates": [
+            {"id": f"r{rank}", "rank": rank, "error": None,
+             "cells": {"1c/none": {"us": us}, "2c/none": {"us": us}} if rank < measured else {},
+             "footprint": {"ratio": 1.0} if rank < measured else None} for rank in range(4)]}
+
+    def ids(t):
+        return [c["id"] for c in t["candidates"]]
+
+    def trim(tasks, candidates):  # a candidate: 2 cells (1c, 2c at none) and its footprint
+        live = [(t, c) for t in tasks for c in t["candidates"]]
+        return trim_to_budget(live, SECONDS_PER_CELL * 3 * candidates, [1, 2], ["none"], footprints=True)
+
+    conv, add, concat = task("conv", 1000.0, 2), task("add", 50.0, 1), task("concat", 20.0, 5, measured=3)
+    kept = trim([add, conv, concat], 5)  # 2 best ones to measure, then 3 more: conv's 2 and add's 1
+    assert (ids(conv), ids(add), ids(concat)) == (["r0", "r1", "r2"], ["r0", "r1"], ["r0", "r1", "r2"])
+    assert (conv["trimmed"], add["trimmed"], concat["trimmed"]) == (1, 2, 1)
+    assert len(kept) == 8 and all(c in t["candidates"] for t, c in kept)
+    conv, add = task("conv", 1000.0, 2), task("add", 50.0, 1)
+    trim([conv, add], 0)  # no time at all: still every task's best, which its tables need
+    assert (ids(conv), ids(add)) == (["r0"], ["r0"])
+    conv = task("conv", 1000.0, 2)
+    trim([conv], 100)
+    assert ids(conv) == ["r0", "r1", "r2", "r3"] and "trimmed" not in conv
+
+
 def test_a_claim_is_read_as_the_pair_timed_in_turns(tmp_path):
     """A variant 10 % faster than the default under pressure by the tables is a claim
     (open_claims); once the two are timed as a pair (variants.confirm), the variant's

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -272,7 +273,8 @@ Examples:
 @click.option("--time-budget", type=click.FloatRange(min=1), default=None, metavar="MINUTES",
               help="The whole tune within about this wall time, the same steps for any model: a first round "
                    "of 8 candidates a task and rounds of --refine 8 on all cores until 50 %, rounds of --refine 8 "
-                   "--measure-threads 1 until 70 %, characterization in the rest (tune.recipe).")
+                   "--measure-threads 1 until 70 %, characterization in the rest (tune.recipe): as many of each task's "
+                   "top-K candidates as fit, the biggest tasks' first.")
 @click.option("--population", type=click.IntRange(min=8), default=None, metavar="N",
               help="Schedules MetaSchedule's evolutionary search draws per batch (default 512, its own). The "
                    "search, not the measuring, sets a batch's wall time: a tiny model's 8 trials took 52-62 s at "
@@ -316,6 +318,7 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, refine, time_budget
              input_shapes, rpc_tracker, rpc_key, measure_threads, cold_caches, stage, top_k, max_variants, calibration,
              confirm_rounds, caches, as_json):
     """Tune every operator task of MODEL with MetaSchedule (XGBoost cost model)."""
+    started = time.monotonic()
     from ..tune import driver as tuning
     from ..tune.database import holds_records
     from ..target import PORTABLE_MCPU, describe, parse_target
@@ -365,9 +368,12 @@ def tune_cmd(model, target, trials, out, resume, only_tasks, refine, time_budget
         # Only the tasks this run searched (or named): the others' tables and their
         # confirmed pairs stay as measured, on whichever machine measured them.
         searched = list(only_tasks) or summary.get("refined") or None
+        # the recipe's budget: what its search left (recipe.py), the top-K trimmed to fit
+        budget_s = (max(0.0, time_budget * 60 - (time.monotonic() - started))
+                    if time_budget is not None and stage == "all" else None)
         summary["variants"] = variants.characterize_and_select(
             model, dest, tasks=searched, top_k=top_k, max_variants=max_variants, calibration=calibration,
-            confirm_rounds=confirm_rounds,
+            confirm_rounds=confirm_rounds, budget_s=budget_s,
             caches=caches or variants.characterization_caches(dest),
             input_shapes=list(input_shapes), progress=lambda line: console.print(f"characterize: {line}"))
         if not as_json:

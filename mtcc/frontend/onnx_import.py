@@ -273,6 +273,128 @@ def fold_batch_norms(proto):
     return _rewritten(proto, replaced, new_inits), len(replaced) // 2
 
 
+def _ranks(proto) -> dict[str, int] | None:
+    """Every tensor's rank that ONNX shape inference finds, or None where it fails."""
+    from onnx import shape_inference
+
+    try:
+        graph = shape_inference.infer_shapes(proto).graph
+    except Exception:  # noqa: BLE001 - onnx raises several kinds; the callers then change nothing
+        return None
+    return {v.name: len(v.type.tensor_type.shape.dim) for v in [*graph.value_info, *graph.input, *graph.output]
+            if v.type.tensor_type.HasField("shape")}
+
+
+def batch_norms_as_scale_shift(proto):
+    """Inference-time BatchNormalization left after fold_batch_norms (no Conv before it:
+    a pre-activation network's BN -> ReLU -> Conv, a BN after a concatenation) as a
+    Mul and an Add by two per-channel constants, y = x * s + (beta - mean * s) with s =
+    scale / sqrt(var + eps), shaped [1, C, 1, ...] (constants_at_full_rank says why).
+    TVM's importer keeps such a BN as batch_norm, which FuseOps cuts at (it returns a
+    tuple) and ConvertLayout cannot block: in densenet121 each one was a task of four
+    passes (subtract, divide, multiply, add) in plain NCHW, apart from the Mul/Add/ReLU
+    after it, with layout transforms around both.  Only where the four parameters are
+    initializers and the input's rank is known.  Returns (a copy with those BNs
+    replaced, how many), or (proto, 0)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    inits = {t.name: t for t in graph.initializer}
+    candidates = [k for k, bn in enumerate(graph.node) if bn.op_type == "BatchNormalization"
+                  and len(bn.output) == 1 and len(bn.input) == 5 and all(n in inits for n in bn.input[1:])]
+    ranks = _ranks(proto) if candidates else None
+    if not ranks:
+        return proto, 0
+    replaced: dict[int, list] = {}
+    new_inits = []
+    for k in candidates:
+        bn = graph.node[k]
+        rank = ranks.get(bn.input[0])
+        if rank is None or rank < 2:
+            continue
+        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        scale, beta, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in bn.input[1:])
+        if any(p.ndim != 1 or p.shape != scale.shape for p in (scale, beta, mean, var)):
+            continue  # not per channel (opset 7's spatial=0)
+        s = scale / np.sqrt(var + eps)
+        shape = (1, -1, *[1] * (rank - 2))  # channels on axis 1
+        dtype = numpy_helper.to_array(inits[bn.input[1]]).dtype
+        base = bn.name or bn.output[0]
+        s_name, shift_name, scaled = f"{base}__scale", f"{base}__shift", f"{bn.output[0]}__scaled"
+        new_inits += [numpy_helper.from_array(s.reshape(shape).astype(dtype), s_name),
+                      numpy_helper.from_array((beta - mean * s).reshape(shape).astype(dtype), shift_name)]
+        replaced[k] = [helper.make_node("Mul", [bn.input[0], s_name], [scaled], name=f"{base}__mul"),
+                       helper.make_node("Add", [scaled, shift_name], [bn.output[0]], name=f"{base}__add")]
+    return _rewritten(proto, replaced, new_inits), len(replaced)
+
+
+BROADCASTING_BINARY_OPS = ("Add", "Sub", "Mul", "Div")
+
+
+# Per-channel constants are small; the weights, which never are one, are not read.
+MAX_CONSTANT_ELEMENTS = 1 << 16
+
+
+def _constant_values(proto) -> dict[str, object]:
+    """{tensor name: numpy value} of every small initializer and every Unsqueeze of one
+    (how caffe2's exports shape a per-channel scale: [C] -> [C, 1, 1]), without running
+    the graph."""
+    import math
+
+    import numpy as np
+    from onnx import numpy_helper
+
+    values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer
+              if math.prod(t.dims) <= MAX_CONSTANT_ELEMENTS}
+    for node in proto.graph.node:
+        if node.op_type != "Unsqueeze" or node.input[0] not in values:
+            continue
+        axes = next((list(a.ints) for a in node.attribute if a.name == "axes"), None)  # before opset 13
+        if axes is None and len(node.input) > 1 and node.input[1] in values:
+            axes = [int(v) for v in values[node.input[1]]]
+        if axes is not None:
+            value = values[node.input[0]]
+            values[node.output[0]] = np.expand_dims(value, [a % (value.ndim + len(axes)) for a in axes])
+    return values
+
+
+def constants_at_full_rank(proto):
+    """A constant operand of Add/Sub/Mul/Div on a 4-d tensor with fewer dimensions (a
+    caffe-style per-channel scale [C, 1, 1]) given as a 4-d initializer with leading
+    ones, which ONNX's broadcasting reads the same way.  Relax's ConvertLayout keeps a
+    binary op with a lower-rank operand in plain NCHW: measured on conv -> Mul/Add
+    [C,1,1] -> ReLU -> conv, two layout transforms and a task of its own, where with
+    [1,C,1,1] the Mul/Add/ReLU fused into the first conv's blocked task.  Only 4-d
+    tensors (the convolutions' data): the transformer's biases on 3-d tensors keep their
+    tasks (and their committed schedules).  Returns (a copy, how many ops), or (proto, 0)."""
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    values = _constant_values(proto)
+    candidates = [k for k, node in enumerate(graph.node) if node.op_type in BROADCASTING_BINARY_OPS
+                  and len(node.input) == 2 and sum(n in values for n in node.input) == 1
+                  and 1 <= next(values[n] for n in node.input if n in values).ndim < 4]
+    ranks = _ranks(proto) if candidates else None
+    if not ranks:
+        return proto, 0
+    replaced: dict[int, list] = {}
+    new_inits: dict[str, object] = {}
+    for k in candidates:
+        node = graph.node[k]
+        const = next(n for n in node.input if n in values)
+        other = next(n for n in node.input if n not in values)
+        if ranks.get(other) != 4:
+            continue
+        name = f"{const}__rank4"
+        if name not in new_inits:
+            value = values[const]
+            new_inits[name] = numpy_helper.from_array(value.reshape((1,) * (4 - value.ndim) + value.shape), name)
+        inputs = [name if n == const else n for n in node.input]
+        replaced[k] = [helper.make_node(node.op_type, inputs, list(node.output), name=node.name)]
+    return _rewritten(proto, replaced, list(new_inits.values())), len(replaced)
+
+
 def _rewritten(proto, replaced: dict[int, list], new_inits: list):
     """A copy of `proto` with the node at each index of `replaced` replaced by its list of
     nodes and `new_inits` added; parameters nobody reads any more leave the file.  `proto`
@@ -344,13 +466,18 @@ def pad_conv_channels(proto, block: int, max_share: float = MAX_PADDED_SHARE):
     return _rewritten(proto, replaced, new_inits), len(replaced)
 
 
-def to_relax(model: Model, fold_batch_norm: bool = True, pad_output_channels: bool = True):
+def to_relax(model: Model, fold_batch_norm: bool = True, pad_output_channels: bool = True,
+             per_channel_constants: bool = True):
     """Import with TVM's Relax ONNX frontend, weights bound as constants; with
     `fold_batch_norm`, every BatchNormalization that follows a Conv is folded into its
     weights first (fold_batch_norms()): the convolution's task then ends in its bias,
     residual add and ReLU instead of leaving ReLU and add+ReLU as tasks of their own.
     With `pad_output_channels`, a conv whose output channels miss the blocked layout's
-    block by a little is padded to it (pad_conv_channels()), so it runs blocked too."""
+    block by a little is padded to it (pad_conv_channels()), so it runs blocked too.
+    With `per_channel_constants`, a per-channel constant of a binary op on a 4-d tensor is
+    made 4-d (constants_at_full_rank()), and with folding on, a BatchNormalization with
+    no Conv before it becomes a multiply and an add by such constants
+    (batch_norms_as_scale_shift()): both then run in the blocked layout, fused."""
     from tvm.relax.frontend.onnx import from_onnx
 
     from .layout import BLOCK
@@ -365,6 +492,10 @@ def to_relax(model: Model, fold_batch_norm: bool = True, pad_output_channels: bo
             proto = _simplify_for_import(model.proto)
             if fold_batch_norm:
                 proto, _ = fold_batch_norms(proto)
+            if fold_batch_norm and per_channel_constants:
+                proto, _ = batch_norms_as_scale_shift(proto)
+            if per_channel_constants:
+                proto, _ = constants_at_full_rank(proto)
             if pad_output_channels:
                 proto, _ = pad_conv_channels(proto, BLOCK)
             mod = from_onnx(proto, shape_dict=shape_dict, dtype_dict=dtype_dict, keep_params_in_input=False)
@@ -426,8 +557,8 @@ def _fill_output_shapes(model: Model, mod) -> None:
 
 
 def import_model(path: str | Path, input_shapes=None, fold_batch_norm: bool = True,
-                 pad_output_channels: bool = True):
+                 pad_output_channels: bool = True, per_channel_constants: bool = True):
     """(Model, Relax IRModule) in one call.  The options: see to_relax; a schedules folder
     records which import its workloads came from (tune.database.import_options)."""
     model = load(path, input_shapes)
-    return model, to_relax(model, fold_batch_norm, pad_output_channels)
+    return model, to_relax(model, fold_batch_norm, pad_output_channels, per_channel_constants)

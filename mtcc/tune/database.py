@@ -94,13 +94,15 @@ def layout_of(schedules) -> str:
 
 
 # tune.json's keys for how the model was imported (frontend.import_model's options of the
-# same names): batch norm folded into the convolutions, and convolutions' output channels
-# padded to the layout's block.  The workloads differ, so every stage that imports the
+# same names): batch norm folded into the convolutions, convolutions' output channels
+# padded to the layout's block, and per-channel constants made 4-d (a batch norm with no
+# convolution before it among them).  The workloads differ, so every stage that imports the
 # model for a folder's records imports it the way the folder says; a folder without a key
 # was tuned before that option existed, without it.
 FOLD_BATCH_NORM = "fold_batch_norm"
 PAD_OUTPUT_CHANNELS = "pad_output_channels"
-IMPORT_OPTIONS = (FOLD_BATCH_NORM, PAD_OUTPUT_CHANNELS)
+PER_CHANNEL_CONSTANTS = "per_channel_constants"
+IMPORT_OPTIONS = (FOLD_BATCH_NORM, PAD_OUTPUT_CHANNELS, PER_CHANNEL_CONSTANTS)
 
 
 def import_options(meta: dict) -> dict[str, bool]:

@@ -7,7 +7,8 @@ fixed wall time, by the same steps for any model (no task named by hand):
    rounds timed on one thread until SEARCH_SHARE + REFINE_SHARE: each round gives the
    REFINE_TASKS tasks with the most time to win by the records so far (tune.refine)
    their own trials, in batches of up to 32;
-3. the rest of the budget is characterization's (the CLI runs it after this).
+3. the rest of the budget is characterization's (the CLI runs it after this, with the
+   candidates trimmed to fit: variants.characterize.trim_to_budget).
 
 Why rounds and not MetaSchedule's own scheduler after the first round: it keeps the
 batch size of the first round, and a batch's evolutionary search costs the same

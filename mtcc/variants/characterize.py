@@ -107,6 +107,45 @@ def mark_unmeasurable(live, core_counts: Sequence[int], levels: Sequence[str], m
                         "reason": f"no free core for a stressor: the candidate holds all {machine_cores} cores"}
 
 
+# What a cell costs characterization, a build per candidate and phase and the footprint
+# included: bvlc_alexnet 0.73 s (570 cells and 114 footprints in 502 s, an Intel Xeon VM,
+# 2026-11-28), inception_v1 about 0.5 s (a Zen 4 VM).  The slower, so a budget holds.
+SECONDS_PER_CELL = 0.75
+
+
+def cells_to_measure(cand: dict, core_counts: Sequence[int], levels: Sequence[str], footprints: bool) -> int:
+    """Cells (and footprint) a candidate still needs: what it costs this run."""
+    missing = sum(cell_key(n, lv) not in cand["cells"] for n in core_counts for lv in levels)
+    return missing + (footprints and cand["footprint"] is None)
+
+
+def trim_to_budget(live: list, budget_s: float, core_counts: Sequence[int], levels: Sequence[str],
+                   footprints: bool) -> list:
+    """The candidates of `live` [(task entry, candidate)] to measure within about
+    `budget_s` (SECONDS_PER_CELL), the others dropped from their task's entry (its
+    "trimmed" says how many).  Every task keeps its best record (its default's tables)
+    and every candidate already measured; the rest are kept rank by rank (every task's
+    second before any task's third), tasks in order of the time they hold in the model
+    (best tuned µs x calls): on a model of a few hundred tasks the time goes to the
+    convolutions that decide its latency, not to eight candidates of every concatenate."""
+    cost = {id(c): cells_to_measure(c, core_counts, levels, footprints) for _, c in live}
+    kept = {id(c) for t, c in live if c["rank"] == 0 or not cost[id(c)]}
+    left = budget_s / SECONDS_PER_CELL - sum(cost[k] for k in kept)
+    tasks = sorted({id(t): t for t, _ in live}.values(), key=lambda t: -(t["tuned_us"] or 0.0) * t["count"])
+    for rank in range(1, max((c["rank"] for _, c in live), default=0) + 1):
+        for t in tasks:
+            cand = next((c for c in t["candidates"] if c["rank"] == rank), None)
+            if cand is not None and id(cand) not in kept and cost[id(cand)] <= left:
+                kept.add(id(cand))
+                left -= cost[id(cand)]
+    for t in tasks:
+        trimmed = [c for c in t["candidates"] if id(c) not in kept]
+        if trimmed:
+            t["candidates"] = [c for c in t["candidates"] if id(c) in kept]
+            t["trimmed"] = len(trimmed)
+    return [(t, c) for t, c in live if id(c) in kept]
+
+
 def plan_cells(live, n: int, core_counts: Sequence[int], levels: Sequence[str],
                footprints: bool) -> tuple[list, set]:
     """For the phase on `n` cores: [(task, candidate, levels still to measure)] in
@@ -259,7 +298,7 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
                  stressor_cores: int | None = None, caches: str = DEFAULT_CACHES,
                  out=None, input_shapes=None, check_machine: bool = True,
                  confirm_rounds: int = CONFIRM_ROUNDS, max_variants: int = 5,
-                 progress: Progress = None) -> dict:
+                 budget_s: float | None = None, progress: Progress = None) -> dict:
     """Measure the top-K candidates of every task at every core count x level (see
     mtcc.variants); returns the characterization dict, also written to `out` (default
     SCHEDULES_DIR/characterization.json) after every candidate.
@@ -282,6 +321,8 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
     confirm_rounds: then every cell in which a variant the selection (at `max_variants`)
       keeps beats its task's default is timed again as a pair in turns, this many rounds
       (variants.confirm); 0 skips it.
+    budget_s: measure only as many candidates as fit in about this time (trim_to_budget;
+      every task's best still is, so a small budget may run over); None: all top-K.
     """
     from ..interference import machine
 
@@ -362,6 +403,13 @@ def characterize(model_path, schedules_dir, *, calibration=None, top_k: int = 8,
         say(progress, f"{len(unmatched)} workload(s) in the database are not tasks of this model: ignored")
     live = [(t, c) for t in task_entries if not t["skipped"] for c in t["candidates"]]
     mark_unmeasurable(live, core_counts, used_levels, len(cores))
+    if budget_s is not None:
+        before = len(live)
+        live = trim_to_budget(live, budget_s, core_counts, used_levels, footprints=len(cores) >= 2)
+        run["budget_s"], run["candidates_trimmed"] = round(budget_s, 1), before - len(live)
+        if before > len(live):
+            say(progress, f"{len(live)} of {before} candidates fit the {budget_s / 60:.1f}-minute budget "
+                          f"(~{SECONDS_PER_CELL} s a cell): the others are left out, the biggest tasks' kept")
     # Footprints are measured with a 1-core worker, also when 1 is not among the core counts.
     phases = sorted(set(core_counts) | ({1} if len(cores) >= 2 else set()))
     try:
