@@ -322,22 +322,26 @@ def test_resume_refuses_the_other_batch_norm_import(tuned_dir, tiny_model):
 
 
 def test_import_choice_follows_the_folder(tmp_path):
-    # A new folder folds and pads unless asked not to fold; one with records keeps the
-    # import its workloads came from (no key: tuned before that option existed, so off).
+    # A new folder folds, pads and makes per-channel constants 4-d unless asked not to fold;
+    # one with records keeps the import its workloads came from (no key: tuned before that
+    # option existed, so off).
     from mtcc.errors import BadInput
     from mtcc.tune.driver import _import_choice
 
     fold, pad = schedules_db.FOLD_BATCH_NORM, schedules_db.PAD_OUTPUT_CHANNELS
-    assert _import_choice(tmp_path, None) == {fold: True, pad: True}
-    assert _import_choice(tmp_path, False) == {fold: False, pad: True}
+    per = schedules_db.PER_CHANNEL_CONSTANTS
+    assert _import_choice(tmp_path, None) == {fold: True, pad: True, per: True}
+    assert _import_choice(tmp_path, False) == {fold: False, pad: True, per: True}
     (tmp_path / schedules_db.RECORDS).write_text('[0,[[[],[]],[1e-05],{"kind":"llvm"},[]]]\n')
-    assert _import_choice(tmp_path, None) == {fold: False, pad: False}
+    assert _import_choice(tmp_path, None) == {fold: False, pad: False, per: False}
     with pytest.raises(BadInput, match="--fold-batch-norm"):
         _import_choice(tmp_path, True)
     (tmp_path / schedules_db.META).write_text(json.dumps({fold: True}))
-    assert _import_choice(tmp_path, None) == _import_choice(tmp_path, True) == {fold: True, pad: False}
+    assert _import_choice(tmp_path, None) == _import_choice(tmp_path, True) == {fold: True, pad: False, per: False}
     (tmp_path / schedules_db.META).write_text(json.dumps({fold: True, pad: True}))
-    assert _import_choice(tmp_path, None) == {fold: True, pad: True}
+    assert _import_choice(tmp_path, None) == {fold: True, pad: True, per: False}
+    (tmp_path / schedules_db.META).write_text(json.dumps({fold: True, pad: True, per: True}))
+    assert _import_choice(tmp_path, None) == {fold: True, pad: True, per: True}
 
 
 # ------------------------------------------------------------------ point 10: MetaSchedule reads it
