@@ -228,6 +228,17 @@ def _simplify_for_import(proto):
     return out
 
 
+def _batch_norm_parameters(bn, inits) -> tuple:
+    """(s, beta, mean) in float64 of an inference-time BatchNormalization whose four
+    parameters are initializers: y = s (x - mean) + beta, s = scale / sqrt(var + eps)."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+    scale, beta, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in bn.input[1:])
+    return scale / np.sqrt(var + eps), beta, mean
+
+
 def fold_batch_norms(proto):
     """Inference-time BatchNormalization folded into the Conv before it: y = s (conv(x)
     - mean) + beta with s = scale / sqrt(var + eps) is the convolution with weights
@@ -254,12 +265,10 @@ def fold_batch_norms(proto):
                 or any(n not in inits for n in [conv.input[1], *bn.input[1:]])
                 or (len(conv.input) > 2 and conv.input[2] not in inits)):
             continue
-        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
-        scale, beta, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in bn.input[1:])
+        s, beta, mean = _batch_norm_parameters(bn, inits)
         weight = numpy_helper.to_array(inits[conv.input[1]])
         bias = (numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64) if len(conv.input) > 2
                 else np.zeros(weight.shape[0]))
-        s = scale / np.sqrt(var + eps)
         base = conv.name or conv.output[0]
         w_name, b_name = f"{base}__folded_weight", f"{base}__folded_bias"
         new_inits += [
@@ -296,7 +305,6 @@ def batch_norms_as_scale_shift(proto):
     after it, with layout transforms around both.  Only where the four parameters are
     initializers and the input's rank is known.  Returns (a copy with those BNs
     replaced, how many), or (proto, 0)."""
-    import numpy as np
     from onnx import helper, numpy_helper
 
     graph = proto.graph
@@ -313,11 +321,9 @@ def batch_norms_as_scale_shift(proto):
         rank = ranks.get(bn.input[0])
         if rank is None or rank < 2:
             continue
-        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
-        scale, beta, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in bn.input[1:])
-        if any(p.ndim != 1 or p.shape != scale.shape for p in (scale, beta, mean, var)):
+        s, beta, mean = _batch_norm_parameters(bn, inits)
+        if any(p.ndim != 1 or p.shape != s.shape for p in (s, beta, mean)):
             continue  # not per channel (opset 7's spatial=0)
-        s = scale / np.sqrt(var + eps)
         shape = (1, -1, *[1] * (rank - 2))  # channels on axis 1
         dtype = numpy_helper.to_array(inits[bn.input[1]]).dtype
         base = bn.name or bn.output[0]
