@@ -741,6 +741,30 @@ def test_time_budget_runs_the_recipe_within_its_deadlines(tmp_path):
     assert max(per_task.values()) <= recipe.FIRST_BATCH, per_task
 
 
+@pytest.mark.slow  # a real first round on a three-task model: about 15 s
+def test_a_deadline_inside_the_first_round_keeps_every_measured_batch(tmp_path):
+    """MetaSchedule joins no batch before every task has had its first, so a deadline
+    that falls inside the first round is seen at the first join, with every task's batch
+    already measured: all of them are kept, not only the first one joined (inception_v2,
+    61 tasks, kept 8 trials of a 20-minute tune that way).  The deadline falls a few
+    seconds into the search, long before its first batch is back (the warm builder's
+    workers alone take longer to start)."""
+    from mtcc.target import make_target
+    from mtcc.tune import recipe
+
+    model = save(conv_batch_norm(), tmp_path / "convs.onnx")
+    out = tmp_path / "schedules"
+    result = tuning.tune(model, target=make_target(TARGET), out=out, first_round=recipe.FIRST_BATCH,
+                         deadline=time.monotonic() + 6, population=POPULATION)
+    assert result.stopped_at_deadline, "the deadline fell after the first round: make it earlier"
+    records = _lines(out / schedules_db.RECORDS)
+    per_task = Counter(json.loads(line)[0] for line in records)
+    tasks = len(_lines(out / "database_workload.json"))
+    assert tasks > 1 and len(per_task) == tasks, (per_task, tasks)
+    assert result.trials_new == len(records) == result.trials_total
+    assert sum(t["trials"] for t in result.tasks) == len(records)
+
+
 def test_a_tune_leaves_the_thread_variables_as_it_found_them(tmp_path, tiny_model, monkeypatch):
     """driver.tune sets TVM_NUM_THREADS for its measuring workers and records it in its
     run, then puts it back: the recipe's 1-thread rounds leave nothing to what runs next
