@@ -135,6 +135,27 @@ def test_pre_activation_batch_norm_and_scale_are_blocked_and_match_onnxruntime(t
     _compare(path)
 
 
+def test_both_per_channel_rewrites_share_one_shape_inference(tmp_path, monkeypatch):
+    """The BN rewrite keeps every name the constants' rewrite reads, so to_relax infers
+    the ranks once for both (shape inference walks the whole model: densenet121's took
+    both passes), and both still rewrite what they did."""
+    from mtcc.frontend import onnx_import
+
+    path = save(pre_activation(), tmp_path / "pre_activation.onnx")
+    calls = []
+    real = onnx_import._ranks
+    monkeypatch.setattr(onnx_import, "_ranks", lambda proto: calls.append(1) or real(proto))
+    counts = {}
+    for name in ("batch_norms_as_scale_shift", "constants_at_full_rank"):
+        rewrite = getattr(onnx_import, name)
+        monkeypatch.setattr(onnx_import, name, lambda proto, ranks=None, _rewrite=rewrite, _name=name:
+                            counts.setdefault(_name, _rewrite(proto, ranks)))
+    frontend.import_model(path)
+    assert {name: count for name, (_, count) in counts.items()} == {
+        "batch_norms_as_scale_shift": 1, "constants_at_full_rank": 2}
+    assert len(calls) == 1
+
+
 def test_only_four_dimensional_operands_get_full_rank_constants(models_dir):
     """The transformer's biases (on 3-d tensors) stay as they are: its tasks, and the
     committed schedules keyed by them, do not change."""

@@ -6,6 +6,7 @@ the file and, where there is one, the node, op type or input at fault.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -294,7 +295,7 @@ def _ranks(proto) -> dict[str, int] | None:
             if v.type.tensor_type.HasField("shape")}
 
 
-def batch_norms_as_scale_shift(proto):
+def batch_norms_as_scale_shift(proto, ranks=None):
     """Inference-time BatchNormalization left after fold_batch_norms (no Conv before it:
     a pre-activation network's BN -> ReLU -> Conv, a BN after a concatenation) as a
     Mul and an Add by two per-channel constants, y = x * s + (beta - mean * s) with s =
@@ -303,15 +304,16 @@ def batch_norms_as_scale_shift(proto):
     tuple) and ConvertLayout cannot block: in densenet121 each one was a task of four
     passes (subtract, divide, multiply, add) in plain NCHW, apart from the Mul/Add/ReLU
     after it, with layout transforms around both.  Only where the four parameters are
-    initializers and the input's rank is known.  Returns (a copy with those BNs
-    replaced, how many), or (proto, 0)."""
+    initializers and the input's rank is known.  `ranks`: a callable giving _ranks() of
+    `proto` (to_relax shares one with constants_at_full_rank, so shape inference runs
+    once).  Returns (a copy with those BNs replaced, how many), or (proto, 0)."""
     from onnx import helper, numpy_helper
 
     graph = proto.graph
     inits = {t.name: t for t in graph.initializer}
     candidates = [k for k, bn in enumerate(graph.node) if bn.op_type == "BatchNormalization"
                   and len(bn.output) == 1 and len(bn.input) == 5 and all(n in inits for n in bn.input[1:])]
-    ranks = _ranks(proto) if candidates else None
+    ranks = (ranks or (lambda: _ranks(proto)))() if candidates else None
     if not ranks:
         return proto, 0
     replaced: dict[int, list] = {}
@@ -365,7 +367,7 @@ def _constant_values(proto) -> dict[str, object]:
     return values
 
 
-def constants_at_full_rank(proto):
+def constants_at_full_rank(proto, ranks=None):
     """A constant operand of Add/Sub/Mul/Div on a 4-d tensor with fewer dimensions (a
     caffe-style per-channel scale [C, 1, 1]) given as a 4-d initializer with leading
     ones, which ONNX's broadcasting reads the same way.  Relax's ConvertLayout keeps a
@@ -373,7 +375,10 @@ def constants_at_full_rank(proto):
     [C,1,1] -> ReLU -> conv, two layout transforms and a task of its own, where with
     [1,C,1,1] the Mul/Add/ReLU fused into the first conv's blocked task.  Only 4-d
     tensors (the convolutions' data): the transformer's biases on 3-d tensors keep their
-    tasks (and their committed schedules).  Returns (a copy, how many ops), or (proto, 0)."""
+    tasks (and their committed schedules).  `ranks`: a callable giving _ranks() of `proto`
+    or of the model batch_norms_as_scale_shift rewrote into it: that keeps every name
+    but its `__scaled` ones, which only its Adds read, by constants already at full
+    rank.  Returns (a copy, how many ops), or (proto, 0)."""
     from onnx import helper, numpy_helper
 
     graph = proto.graph
@@ -381,7 +386,7 @@ def constants_at_full_rank(proto):
     candidates = [k for k, node in enumerate(graph.node) if node.op_type in BROADCASTING_BINARY_OPS
                   and len(node.input) == 2 and sum(n in values for n in node.input) == 1
                   and 1 <= next(values[n] for n in node.input if n in values).ndim < 4]
-    ranks = _ranks(proto) if candidates else None
+    ranks = (ranks or (lambda: _ranks(proto)))() if candidates else None
     if not ranks:
         return proto, 0
     replaced: dict[int, list] = {}
@@ -498,10 +503,11 @@ def to_relax(model: Model, fold_batch_norm: bool = True, pad_output_channels: bo
             proto = _simplify_for_import(model.proto)
             if fold_batch_norm:
                 proto, _ = fold_batch_norms(proto)
+            ranks = functools.cache(functools.partial(_ranks, proto))  # at most once, if asked
             if fold_batch_norm and per_channel_constants:
-                proto, _ = batch_norms_as_scale_shift(proto)
+                proto, _ = batch_norms_as_scale_shift(proto, ranks)
             if per_channel_constants:
-                proto, _ = constants_at_full_rank(proto)
+                proto, _ = constants_at_full_rank(proto, ranks)
             if pad_output_channels:
                 proto, _ = pad_conv_channels(proto, BLOCK)
             mod = from_onnx(proto, shape_dict=shape_dict, dtype_dict=dtype_dict, keep_params_in_input=False)
