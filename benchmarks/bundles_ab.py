@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -71,20 +69,13 @@ def main() -> None:
         print(json.dumps(measure(args.old, args.new, args.runs, args.warmup)))
         return
 
-    from mtcc.threads import tvm_thread_env
+    from pinned import run_child
 
-    cores = sorted(os.sched_getaffinity(0))
     report = {"old": args.old, "new": args.new, "runs": args.runs, "results": []}
     for threads in args.threads or [1, 2]:
-        if threads > len(cores):
-            raise SystemExit(f"--threads {threads}: this process may use {len(cores)} core(s)")
-        child = subprocess.run(
-            ["taskset", "-c", ",".join(map(str, cores[:threads])), sys.executable, __file__, args.old, args.new,
-             "--runs", str(args.runs), "--warmup", str(args.warmup), "--child", str(threads)],
-            env={**os.environ, **tvm_thread_env(threads)}, capture_output=True, text=True)
-        if child.returncode != 0:
-            raise SystemExit(child.stderr[-2000:])
-        result = {"threads": threads, **json.loads(child.stdout.strip().splitlines()[-1])}
+        result = {"threads": threads, **run_child(__file__, [args.old, args.new, "--runs", str(args.runs),
+                                                              "--warmup", str(args.warmup), "--child", str(threads)],
+                                                  threads)}
         report["results"].append(result)
         if not args.json:
             print(f"{threads} thread(s): old {result['old']['median_ms']:.3f} ms (IQR {result['old']['iqr_ms']}), "

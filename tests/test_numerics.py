@@ -58,9 +58,12 @@ def test_local_response_norms_are_one_task_each_and_match_onnxruntime(tmp_path):
 
     path = save(local_response_norms(), tmp_path / "lrn.onnx")
     _, mod = frontend.import_model(path)
-    kinds = [task.name for task in extract(mod, make_target(HOST_MCPU, 2)).tasks]
+    tasks = extract(mod, make_target(HOST_MCPU, 2)).tasks
+    kinds = [task.name for task in tasks]
     assert sum(name.startswith("local_response_norm") for name in kinds) == 2, kinds
     assert not any("pool" in name or "power" in name or "divide" in name for name in kinds), kinds
+    # the task's kind names the whole op (mtcc inspect, tune's per-kind reference rates)
+    assert {t.kind for t in tasks if t.name.startswith("local_response_norm")} == {"lrn"}, tasks
     _compare(path)
 
 

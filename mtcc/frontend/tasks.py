@@ -67,12 +67,17 @@ class TaskGraph:
 # Ops that decide a task's kind when fused with element-wise epilogues, most
 # important first (a conv2d+add+relu is a conv2d task).
 _ANCHORS = ("conv2d_NCHWc", "conv2d", "conv1d", "conv3d", "conv2d_transpose", "matmul", "dense", "batch_matmul",
-            "softmax", "layer_norm", "group_norm", "lrn", "max_pool2d", "avg_pool2d",
+            "softmax", "layer_norm", "group_norm", "lrn", "local_response_norm", "max_pool2d", "avg_pool2d",
             "adaptive_avg_pool2d", "mean", "sum", "max", "concatenate", "transpose", "reshape")
 
 
+# Anchors of another name than their kind (frontend.lrn names its fused LRN
+# "local_response_norm").
+_KIND_OF_ANCHOR = {"conv2d_NCHWc": "conv2d", "local_response_norm": "lrn"}
+
+
 # Op names that contain "_" (fused function names join op names with "_").
-_MULTI_WORD = {"conv2d_NCHWc", "te_layout_transform", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "layer_norm", "group_norm",
+_MULTI_WORD = {"conv2d_NCHWc", "te_layout_transform", "local_response_norm", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "layer_norm", "group_norm",
                "batch_norm", "rms_norm", "strided_slice", "expand_dims", "batch_matmul",
                "conv2d_transpose", "broadcast_to", "full_like", "zeros_like", "ones_like",
                "layout_transform", "scatter_elements", "gather_elements", "gather_nd",
@@ -101,7 +106,7 @@ def _split_ops(func_name: str) -> list[str]:
 def _kind(ops: list[str]) -> str:
     for anchor in _ANCHORS:
         if anchor in ops:
-            return "conv2d" if anchor == "conv2d_NCHWc" else anchor
+            return _KIND_OF_ANCHOR.get(anchor, anchor)
     return ops[0] if ops else "unknown"
 
 
