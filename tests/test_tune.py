@@ -728,6 +728,15 @@ def test_time_budget_runs_the_recipe_within_its_deadlines(tmp_path):
     assert [run["status"] for run in runs] == \
         ["stopped at its deadline" if step["stopped_at_deadline"] else "finished" for step in steps]
     assert [run["measure_threads"] == 1 for run in runs] == [name.endswith("1 thread") for name in names]
+    # One cost model per thread count goes from round to round: each run starts with every
+    # trial the earlier runs on its threads measured (MetaSchedule's fresh model per run
+    # would start each round empty, ranking at random).
+    learned = Counter()
+    for run in runs:
+        threads = run["measure_threads"] == 1
+        assert run["cost_model_samples"] == learned[threads], (run, runs)
+        learned[threads] += run["trials_new"]
+    assert any(run["cost_model_samples"] > 0 for run in runs), runs
     records = _lines(out / schedules_db.RECORDS)
     assert len(records) == sum(s["trials_new"] for s in steps) == sum(t["trials"] for t in summary["tasks"])
     # The summary counts the whole recipe, not its last step (as the table printed after it).

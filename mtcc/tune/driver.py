@@ -292,7 +292,7 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
          only_tasks=None, fold_batch_norm: bool | None = None, measure_threads: int | None = None,
          refine: int | None = None, cold_caches: bool = False, notes: TextProgress = None,
          deadline: float | None = None, population: int = DEFAULT_POPULATION,
-         first_round: int | None = None) -> TuneResult:
+         first_round: int | None = None, cost_model=None) -> TuneResult:
     """Tune every task of the model (or the tasks named in `only_tasks`) until the
     database holds `trials` records for them in all.  `fold_batch_norm` (None: on for a
     new folder, as recorded for one that holds records) is recorded in tune.json with the
@@ -313,7 +313,11 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
     (the result says `stopped_at_deadline`).  `population`: schedules the evolutionary
     search draws per batch (DEFAULT_POPULATION).  `first_round` (without `trials`): search
     only the tasks without records, each one batch of that many (the recipe's first
-    round; a task whose space is small ends with fewer)."""
+    round; a task whose space is small ends with fewer).  `cost_model`: the MetaSchedule
+    cost model to search with and to train on this run's trials (default: a fresh
+    XGBoost model, which ranks candidates at random until it holds 100 samples); the
+    recipe carries one from round to round (recipe.CostModels), and tune.json records
+    how many samples it held when the run started."""
     import tvm.s_tir.meta_schedule as ms
 
     from .builder import WarmBuilder
@@ -390,7 +394,8 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
             check_tracker(rpc)
         log_dir = out / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        _note_run_started(out, model, target, layout, options, command, cold_caches, population)
+        _note_run_started(out, model, target, layout, options, command, cold_caches, population,
+                          carried_samples(cost_model))
         strategy = ms.search_strategy.EvolutionarySearch(population_size=population)
         register_x86_intrinsics_only()
         contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(extracted, str(log_dir),
@@ -412,7 +417,8 @@ def tune(model_path, *, target, trials: int | None = None, out: str | Path | Non
                 max_trials_per_task=first_round if per_task_round else None,
                 num_trials_per_iter=(first_round if per_task_round
                                      else _per_iter(remaining, len(contexts), trials_per_iter)),
-                builder=builder, runner=runner, database=db, cost_model="xgb",
+                builder=builder, runner=runner, database=db,
+                cost_model=cost_model if cost_model is not None else "xgb",
                 measure_callbacks=ms.measure_callback.MeasureCallback.create("default")
                 + callbacks,
                 task_scheduler="gradient",
@@ -527,8 +533,14 @@ def _save_meta(out: Path, meta: dict) -> None:
     os.replace(tmp, out / META)
 
 
+def carried_samples(cost_model) -> int | None:
+    """The trials a cost model handed to a run has already learned from (None: the run
+    makes its own)."""
+    return None if cost_model is None else int(getattr(cost_model, "data_size", 0))
+
+
 def _new_run(meta: dict, command: str | None, cold_caches: bool = False,
-             population: int = DEFAULT_POPULATION) -> dict:
+             population: int = DEFAULT_POPULATION, cost_model_samples: int | None = None) -> dict:
     """Append this run's entry; any run still "running" was killed before it ended."""
     for run in meta["runs"]:
         if run.get("status") == "running":
@@ -540,16 +552,19 @@ def _new_run(meta: dict, command: str | None, cold_caches: bool = False,
         run["caches"] = COLD  # the records' times are not comparable with the others'
     if population != DEFAULT_POPULATION:
         run["population"] = population
+    if cost_model_samples is not None:  # a cost model carried from earlier runs (the recipe's)
+        run["cost_model_samples"] = cost_model_samples
     meta["runs"].append(run)
     return run
 
 
 def _note_run_started(out: Path, model, target, layout: str, options: dict[str, bool], command: str | None,
-                      cold_caches: bool = False, population: int = DEFAULT_POPULATION) -> None:
+                      cold_caches: bool = False, population: int = DEFAULT_POPULATION,
+                      cost_model_samples: int | None = None) -> None:
     """Record the run before its first trial, so a run that is killed is still listed
     (its command, date and machine) and the next run can say it was interrupted."""
     meta = _base_meta(out, model, target, layout, options)
-    _new_run(meta, command, cold_caches, population)
+    _new_run(meta, command, cold_caches, population, cost_model_samples)
     _save_meta(out, meta)
 
 

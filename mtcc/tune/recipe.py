@@ -23,6 +23,11 @@ budget"): rounds of eight tasks do not reach them all.
 Each step is a run of tune.driver.tune with a deadline, listed in tune.json with its
 own command line, so a folder made this way says how.  The evolutionary search draws
 RECIPE_POPULATION schedules per batch instead of MetaSchedule's 512 (driver.DEFAULT_POPULATION).
+
+The rounds share their cost model (CostModels): MetaSchedule makes a fresh XGBoost model
+for every tune_tasks call, which ranks candidates at random until it has 100 samples and
+then knows only that round's trials, so a refine round's batches of 24 were picked by a
+model that had seen a few hundred trials at most, none of the earlier rounds'.
 """
 from __future__ import annotations
 
@@ -47,6 +52,24 @@ RECIPE_POPULATION = 256
 # for short budgets, a tenth of the time from the start to that deadline): a round
 # re-imports the model and makes its tasks' search contexts before its first batch.
 MIN_ROUND_S = 60.0
+
+
+class CostModels:
+    """One XGBoost cost model per thread count the candidates are timed on (None: the
+    target's cores), carried from round to round: a later round's search is ranked by
+    everything the recipe measured before it on those threads.  Kept apart by threads
+    because MetaSchedule normalizes each workload's costs by its fastest record: a
+    1-thread time beside 2-thread ones would read as a slow schedule."""
+
+    def __init__(self):
+        self._models: dict = {}
+
+    def for_threads(self, threads: int | None):
+        if threads not in self._models:
+            import tvm.s_tir.meta_schedule as ms
+
+            self._models[threads] = ms.cost_model.XGBModel()
+        return self._models[threads]
 
 
 @dataclass
@@ -91,6 +114,7 @@ def search_within(model_path, *, budget_s: float, target, out, command: str | No
     start = time.monotonic()
     search_end, refine_end = step_deadlines(start, budget_s)
     result = RecipeResult(budget_s)
+    cost_models = CostModels()
 
     def run(label: str, **kwargs) -> driver.TuneResult:
         began = time.monotonic()
@@ -98,7 +122,8 @@ def search_within(model_path, *, budget_s: float, target, out, command: str | No
                    f"{budget_s / 60:g}-minute budget)")
         step = driver.tune(model_path, target=target, out=out, listeners=listeners,
                            command=f"{command} [{label}]" if command else None,
-                           population=RECIPE_POPULATION, **options, **kwargs)
+                           population=RECIPE_POPULATION,
+                           cost_model=cost_models.for_threads(kwargs.get("measure_threads")), **options, **kwargs)
         result.steps.append({"step": label, "trials_new": step.trials_new, "wall_s": round(time.monotonic() - began, 1),
                              "stopped_at_deadline": step.stopped_at_deadline,
                              **({"refined": step.refined} if step.refined is not None else {})})
